@@ -1,0 +1,158 @@
+//! The addon catalogue: the manifests in `addons/` (embedded in the binary)
+//! and the source channel `addons/bootstrap-channel.yaml` that lists them.
+//! Rendering them for a cluster is `render::addons`' job.
+
+use include_dir::{Dir, include_dir};
+use serde::{Deserialize, Serialize};
+
+static ADDONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/addons");
+
+/// Errors reading the embedded catalogue.
+#[derive(Debug, thiserror::Error)]
+pub enum AddonError {
+    /// The source channel is missing.
+    #[error("the embedded addons/bootstrap-channel.yaml is missing")]
+    NoChannel,
+    /// The source channel does not parse.
+    #[error("addons/bootstrap-channel.yaml: {0}")]
+    Channel(#[source] serde_norway::Error),
+    /// A manifest named by the channel is missing.
+    #[error("addons/bootstrap-channel.yaml names {0}, which is not in addons/")]
+    MissingManifest(String),
+    /// A manifest template failed to render.
+    #[error("rendering addons/{manifest}: {source}")]
+    Template {
+        /// The manifest path under addons/.
+        manifest: String,
+        /// The tera error.
+        #[source]
+        source: tera::Error,
+    },
+    /// A manifest is not UTF-8.
+    #[error("addons/{0} is not UTF-8")]
+    NotUtf8(String),
+}
+
+/// The source channel: `kind: Addons` with entries without hashes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SourceChannel {
+    kind: String,
+    spec: SourceSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSpec {
+    addons: Vec<CatalogueEntry>,
+}
+
+/// One addon of the catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CatalogueEntry {
+    /// Short name, used in `spec.addons`.
+    pub name: String,
+    /// Upstream version of what it installs.
+    pub version: String,
+    /// Manifest id (file stem), e.g. `k8s-1.29`.
+    pub id: String,
+    /// Path of the manifest template under `addons/`.
+    pub manifest: String,
+    /// Semver range of Kubernetes versions it supports.
+    pub kubernetes_version: String,
+    /// For clusterctl's own components: the `spec.components` key that
+    /// enables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// Remove objects the addon no longer ships.
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// The embedded catalogue.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    /// Entries in channel order.
+    pub entries: Vec<CatalogueEntry>,
+}
+
+impl Catalogue {
+    /// Reads the catalogue embedded at build time.
+    pub fn embedded() -> Result<Catalogue, AddonError> {
+        let file = ADDONS_DIR
+            .get_file("bootstrap-channel.yaml")
+            .ok_or(AddonError::NoChannel)?;
+        let text = file
+            .contents_utf8()
+            .ok_or_else(|| AddonError::NotUtf8("bootstrap-channel.yaml".into()))?;
+        let ch: SourceChannel = serde_norway::from_str(text).map_err(AddonError::Channel)?;
+        if ch.kind != "Addons" {
+            return Err(AddonError::MissingManifest(
+                "a channel of kind Addons".into(),
+            ));
+        }
+        for e in &ch.spec.addons {
+            if ADDONS_DIR.get_file(&e.manifest).is_none() {
+                return Err(AddonError::MissingManifest(e.manifest.clone()));
+            }
+        }
+        Ok(Catalogue {
+            entries: ch.spec.addons,
+        })
+    }
+
+    /// The entry called `name`.
+    pub fn addon(&self, name: &str) -> Option<&CatalogueEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// Names of the addons a user may list (not the components).
+    pub fn addon_names(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.component.is_none())
+            .map(|e| e.name.as_str())
+            .collect()
+    }
+
+    /// The manifest template of an entry.
+    pub fn manifest(&self, entry: &CatalogueEntry) -> Result<&'static str, AddonError> {
+        let f = ADDONS_DIR
+            .get_file(&entry.manifest)
+            .ok_or_else(|| AddonError::MissingManifest(entry.manifest.clone()))?;
+        f.contents_utf8()
+            .ok_or_else(|| AddonError::NotUtf8(entry.manifest.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalogue_is_complete() {
+        let c = Catalogue::embedded().unwrap();
+        for name in ["coredns", "metrics-server", "traefik"] {
+            assert!(c.addon(name).is_some(), "{name}");
+        }
+        for comp in [
+            "nodeAutoscaler",
+            "queueAutoscaler",
+            "janitor",
+            "nodeCleanup",
+            "preview",
+        ] {
+            assert!(
+                c.entries
+                    .iter()
+                    .any(|e| e.component.as_deref() == Some(comp)),
+                "{comp}"
+            );
+        }
+        for e in &c.entries {
+            semver::VersionReq::parse(&e.kubernetes_version).unwrap();
+            assert!(!c.manifest(e).unwrap().is_empty());
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Command-line types (clap) only; `main.rs` dispatches them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (for `render --check`: the output is up to date)
+  1  error: invalid spec, stale output under --check, or a failed operation
+  2  usage error (unknown flag or argument)
+  3  the command is not implemented yet";
+
+/// Provision Kubernetes clusters on AWS from a kops-style spec, and run the
+/// in-cluster components that keep them lean.
+#[derive(Debug, Parser)]
+#[command(name = "clusterctl", version, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    /// Output format of results on stdout (logs always go to stderr).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Human)]
+    pub output: Format,
+    /// More logging on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Result formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Text for people.
+    Human,
+    /// Stable JSON for programs.
+    Json,
+    /// YAML (for `validate`: the defaulted spec).
+    Yaml,
+}
+
+/// `-o FORMAT` accepted after a subcommand as well.
+#[derive(Debug, Args)]
+pub struct OutputArg {
+    /// Output format (overrides the one given before the subcommand).
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Format>,
+}
+
+/// The spec file argument.
+#[derive(Debug, Args)]
+pub struct SpecArg {
+    /// Cluster spec: one Cluster and one or more InstanceGroup documents.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a spec, report every problem at once, and print the defaulted spec (-o yaml|json).
+    Validate {
+        #[command(flatten)]
+        spec: SpecArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Render Terraform files and addon manifests from a spec.
+    Render {
+        #[command(flatten)]
+        spec: SpecArg,
+        /// Output directory; `terraform/` and `addons/` are written inside it.
+        #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "out")]
+        out: PathBuf,
+        /// Write nothing; exit 1 and list the files that differ when DIR is stale.
+        #[arg(long)]
+        check: bool,
+        /// Format of the summary on stdout.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Show what `apply` would change in AWS (not implemented yet).
+    Plan(Stub),
+    /// Create or update the cluster's AWS resources (not implemented yet).
+    Apply(Stub),
+    /// Delete the cluster's AWS resources (not implemented yet).
+    Destroy(Stub),
+    /// Deploy a git branch as a preview environment (not implemented yet).
+    Preview(Stub),
+    /// Run the multi-AZ node autoscaler (not implemented yet).
+    NodeAutoscaler(Stub),
+    /// Run the RabbitMQ queue-driven pod autoscaler (not implemented yet).
+    QueueAutoscaler(Stub),
+    /// Run the janitor: old ReplicaSets, finished Jobs, evicted pods, TTLs (not implemented yet).
+    Janitor(Stub),
+    /// Run the node cleanup: exited containers, dangling images and volumes (not implemented yet).
+    NodeCleanup(Stub),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Arguments of a command that is not implemented yet; accepted and ignored.
+#[derive(Debug, Args)]
+pub struct Stub {
+    /// Ignored until the command is implemented.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn output_after_subcommand() {
+        let cli =
+            Cli::try_parse_from(["clusterctl", "validate", "-f", "x.yaml", "-o", "json"]).unwrap();
+        match cli.command {
+            Command::Validate { output, .. } => assert_eq!(output.output, Some(Format::Json)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn render_takes_a_directory() {
+        let cli = Cli::try_parse_from([
+            "clusterctl",
+            "render",
+            "-f",
+            "x.yaml",
+            "-o",
+            "/tmp/x",
+            "--check",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Render { check: true, .. }));
+    }
+}

@@ -1,0 +1,10 @@
+//! clusterctl: provision Kubernetes clusters on AWS from a kops-style spec,
+//! and run the in-cluster components that keep them lean.
+//!
+//! Dependencies point one way: `spec` → `model` → `render` (and later
+//! `plan`/`apply` and the controllers).
+
+pub mod addons;
+pub mod model;
+pub mod render;
+pub mod spec;

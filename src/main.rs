@@ -1,0 +1,227 @@
+//! The `clusterctl` binary: parse arguments, set up logging, dispatch, and
+//! turn errors into a report and an exit code.
+
+mod cli;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use clusterctl::model::{self, ModelError};
+use clusterctl::render::{self, RenderError};
+use clusterctl::spec::{Spec, SpecError};
+
+use cli::{Cli, Command, Format};
+
+/// Everything that can end a command.
+#[derive(Debug, thiserror::Error)]
+enum AppError {
+    /// The spec is unreadable or invalid.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The model could not be built.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Rendering or writing failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// Writing to stdout failed.
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+    /// JSON output failed.
+    #[error("serialising output: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let format = match &cli.command {
+        Command::Validate { output, .. } => output.output.unwrap_or(cli.output),
+        Command::Render { format, .. } => format.unwrap_or(cli.output),
+        _ => cli.output,
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e, format);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn report(e: &AppError, format: Format) {
+    if let AppError::Spec(SpecError::Invalid { file, problems }) = e {
+        if format == Format::Json {
+            let v = serde_json::json!({ "valid": false, "file": file, "problems": problems });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "error: {e}");
+        for p in problems {
+            let _ = writeln!(err, "  {}", p.to_string().replace('\n', "\n  "));
+        }
+        return;
+    }
+    let mut msg = format!("error: {e}");
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(&format!("\n  caused by: {s}"));
+        src = s.source();
+    }
+    eprintln!("{msg}");
+}
+
+fn print_json(v: &serde_json::Value) -> Result<(), AppError> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn not_implemented(name: &str) -> Result<ExitCode, AppError> {
+    eprintln!("clusterctl: `{name}` is not implemented yet");
+    Ok(ExitCode::from(3))
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, AppError> {
+    let root_format = cli.output;
+    match cli.command {
+        Command::Validate { spec, output } => {
+            let format = output.output.unwrap_or(root_format);
+            let s = Spec::load(&spec.file)?;
+            match format {
+                Format::Json => print_json(&s.completed_json())?,
+                Format::Yaml => print!("{}", s.completed_yaml()),
+                Format::Human => {
+                    let topo = s
+                        .cluster
+                        .spec
+                        .topology
+                        .map(|t| format!("{t:?}").to_lowercase())
+                        .unwrap_or_default();
+                    println!(
+                        "{}: cluster {} is valid ({}, {}, {topo} topology)",
+                        s.file,
+                        s.cluster.metadata.name,
+                        plural(s.cluster.spec.zones.len(), "zone"),
+                        plural(s.groups.len(), "instance group")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render {
+            spec,
+            out,
+            check,
+            format,
+        } => {
+            let format = format.unwrap_or(root_format);
+            let s = Spec::load(&spec.file)?;
+            let m = model::build(&s)?;
+            let rendered = render::render(&m)?;
+            if check {
+                let diffs = rendered.check(&out);
+                if format == Format::Json {
+                    print_json(
+                        &serde_json::json!({ "upToDate": diffs.is_empty(), "differences": diffs }),
+                    )?;
+                } else if diffs.is_empty() {
+                    println!(
+                        "{} is up to date ({} files)",
+                        out.display(),
+                        rendered.files.len()
+                    );
+                } else {
+                    println!("{} is stale; {} files differ:", out.display(), diffs.len());
+                    for d in &diffs {
+                        println!("  {:<8} {}", d.kind, d.path);
+                    }
+                }
+                return Ok(if diffs.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
+            let written = rendered.write(&out)?;
+            let counts = m.counts();
+            if format == Format::Json {
+                print_json(&serde_json::json!({
+                    "cluster": m.cluster_name,
+                    "out": out,
+                    "resources": counts,
+                    "files": rendered.files.keys().collect::<Vec<_>>(),
+                    "written": written,
+                }))?;
+            } else {
+                println!(
+                    "cluster {} ({}): {} resources",
+                    m.cluster_name,
+                    m.region,
+                    m.resources.len()
+                );
+                for (kind, n) in &counts {
+                    println!("  {n:>4}  {kind}");
+                }
+                let tf = rendered
+                    .files
+                    .keys()
+                    .filter(|k| k.starts_with("terraform/"))
+                    .count();
+                let addons = rendered.files.len() - tf;
+                println!(
+                    "wrote {written} of {} files to {} ({tf} under terraform/, {addons} under addons/)",
+                    rendered.files.len(),
+                    out.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "clusterctl",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(_) => not_implemented("plan"),
+        Command::Apply(_) => not_implemented("apply"),
+        Command::Destroy(_) => not_implemented("destroy"),
+        Command::Preview(_) => not_implemented("preview"),
+        Command::NodeAutoscaler(_) => not_implemented("node-autoscaler"),
+        Command::QueueAutoscaler(_) => not_implemented("queue-autoscaler"),
+        Command::Janitor(_) => not_implemented("janitor"),
+        Command::NodeCleanup(_) => not_implemented("node-cleanup"),
+    }
+}

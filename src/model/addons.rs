@@ -1,0 +1,132 @@
+//! Renders the addons of one cluster: the selected manifests from the
+//! embedded catalogue, rendered with tera, and the kops-format bootstrap
+//! channel that lists them with their SHA-256 hashes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tera::{Context, Tera};
+
+use crate::addons::{AddonError, Catalogue};
+use crate::spec::{ComponentsSpec, Spec};
+
+/// One entry of the rendered channel (kops `spec.addons[]`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChannelAddon {
+    name: String,
+    version: String,
+    id: String,
+    manifest: String,
+    manifest_hash: String,
+    selector: BTreeMap<String, String>,
+    kubernetes_version: String,
+    prune: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ChannelMeta {
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ChannelSpec {
+    addons: Vec<ChannelAddon>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Channel {
+    api_version: String,
+    kind: String,
+    metadata: ChannelMeta,
+    spec: ChannelSpec,
+}
+
+fn component_enabled(c: &ComponentsSpec, key: &str) -> bool {
+    match key {
+        "nodeAutoscaler" => c.node_autoscaler.as_ref().and_then(|x| x.enabled),
+        "queueAutoscaler" => c.queue_autoscaler.as_ref().and_then(|x| x.enabled),
+        "janitor" => c.janitor.as_ref().and_then(|x| x.enabled),
+        "nodeCleanup" => c.node_cleanup.as_ref().and_then(|x| x.enabled),
+        "preview" => c.preview.as_ref().and_then(|x| x.enabled),
+        _ => None,
+    }
+    .unwrap_or(false)
+}
+
+/// Renders the addons of `spec`: path under `addons/` → content.
+pub fn render(spec: &Spec) -> Result<BTreeMap<String, String>, AddonError> {
+    let cat = Catalogue::embedded()?;
+    let c = &spec.cluster;
+    let comps = c.spec.components.clone().unwrap_or_default();
+    let wanted: Vec<&str> = c.spec.addons.iter().flatten().map(String::as_str).collect();
+    let mut ctx = Context::new();
+    ctx.insert("cluster_name", &c.metadata.name);
+    ctx.insert("region", &c.spec.region);
+    ctx.insert("kubernetes_version", &c.spec.kubernetes_version);
+    ctx.insert("dns_zone", &c.spec.dns_zone);
+    ctx.insert("components", &comps);
+    ctx.insert(
+        "image",
+        comps
+            .image
+            .as_deref()
+            .unwrap_or(crate::spec::defaults::COMPONENT_IMAGE),
+    );
+    let autoscaled: Vec<&str> = spec
+        .groups
+        .iter()
+        .filter(|g| g.spec.autoscaler.as_ref().and_then(|a| a.enabled) == Some(true))
+        .map(|g| g.metadata.name.as_str())
+        .collect();
+    ctx.insert("autoscaled_groups", &autoscaled);
+
+    let mut out = BTreeMap::new();
+    let mut entries = Vec::new();
+    for e in &cat.entries {
+        let include = match &e.component {
+            Some(key) => component_enabled(&comps, key),
+            None => wanted.contains(&e.name.as_str()),
+        };
+        if !include {
+            continue;
+        }
+        let template = cat.manifest(e)?;
+        let mut text =
+            Tera::one_off(template, &ctx, false).map_err(|source| AddonError::Template {
+                manifest: e.manifest.clone(),
+                source,
+            })?;
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let path = format!("{}/{}.yaml", e.name, e.id);
+        let selector_value = format!("{}.addons.clusterctl.io", e.name);
+        entries.push(ChannelAddon {
+            name: selector_value.clone(),
+            version: e.version.clone(),
+            id: e.id.clone(),
+            manifest: path.clone(),
+            manifest_hash: hex::encode(Sha256::digest(text.as_bytes())),
+            selector: BTreeMap::from([("k8s-addon".to_string(), selector_value)]),
+            kubernetes_version: e.kubernetes_version.clone(),
+            prune: e.prune,
+        });
+        out.insert(path, text);
+    }
+    let channel = Channel {
+        api_version: "addons.clusterctl.io/v1alpha1".into(),
+        kind: "Addons".into(),
+        metadata: ChannelMeta {
+            name: "bootstrap".into(),
+        },
+        spec: ChannelSpec { addons: entries },
+    };
+    out.insert(
+        "bootstrap-channel.yaml".into(),
+        crate::spec::to_yaml(&channel),
+    );
+    Ok(out)
+}

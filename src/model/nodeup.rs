@@ -1,0 +1,66 @@
+//! The instance bootstrap script (cloud-init user data), rendered from
+//! `nodeup.sh.tera`. It holds no secrets: instances fetch the cluster CA,
+//! keys and bootstrap token from the state store at boot with their
+//! instance role, as kops nodes do.
+
+use std::collections::HashMap;
+
+use tera::{Context, Tera, Value};
+
+use crate::spec::validate::parse_taint;
+use crate::spec::{InstanceGroup, Role, Spec};
+
+const TEMPLATE: &str = include_str!("nodeup.sh.tera");
+
+/// Quotes a value for POSIX shell: `'…'` with embedded quotes escaped.
+fn shell_quote(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Ok(Value::String(format!("'{}'", s.replace('\'', "'\\''"))))
+}
+
+/// Renders the user data of one instance group.
+pub fn render(
+    spec: &Spec,
+    g: &InstanceGroup,
+    api_name: &str,
+    api_port: u16,
+    bucket: &str,
+    prefix: &str,
+) -> tera::Result<String> {
+    let mut tera = Tera::default();
+    tera.register_filter("shq", shell_quote);
+    tera.add_raw_template("nodeup.sh", TEMPLATE)?;
+    let c = &spec.cluster;
+    let version = c.spec.kubernetes_version.trim_start_matches('v');
+    let minor = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let mut labels: Vec<String> = g
+        .spec
+        .node_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    labels.push(format!("clusterctl.io/instancegroup={}", g.metadata.name));
+    let taints: Vec<_> = g
+        .spec
+        .taints
+        .iter()
+        .filter_map(|t| parse_taint(t).ok())
+        .collect();
+    let mut ctx = Context::new();
+    ctx.insert("cluster_name", &c.metadata.name);
+    ctx.insert("instance_group", &g.metadata.name);
+    ctx.insert("control_plane", &(g.spec.role == Role::ControlPlane));
+    ctx.insert("kubernetes_version", version);
+    ctx.insert("kubernetes_minor", &minor);
+    ctx.insert("region", &c.spec.region);
+    ctx.insert("state_store", &format!("s3://{bucket}/{prefix}"));
+    ctx.insert("api_name", api_name);
+    ctx.insert("api_port", &api_port);
+    ctx.insert("node_labels", &labels.join(","));
+    ctx.insert("taints", &taints);
+    ctx.insert("network_cidr", &c.spec.network_cidr);
+    tera.render("nodeup.sh", &ctx)
+}

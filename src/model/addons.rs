@@ -56,6 +56,18 @@ fn component_enabled(c: &ComponentsSpec, key: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// Every manifest template of the catalogue, parsed once per process.
+static TEMPLATES: std::sync::LazyLock<Result<Tera, String>> = std::sync::LazyLock::new(|| {
+    let cat = Catalogue::embedded().map_err(|e| e.to_string())?;
+    let mut tera = Tera::default();
+    for e in &cat.entries {
+        let text = cat.manifest(e).map_err(|e| e.to_string())?;
+        tera.add_raw_template(&e.manifest, text)
+            .map_err(|err| format!("addons/{}: {err:?}", e.manifest))?;
+    }
+    Ok(tera)
+});
+
 /// Renders the addons of `spec`: path under `addons/` → content.
 pub fn render(spec: &Spec) -> Result<BTreeMap<String, String>, AddonError> {
     let cat = Catalogue::embedded()?;
@@ -93,9 +105,13 @@ pub fn render(spec: &Spec) -> Result<BTreeMap<String, String>, AddonError> {
         if !include {
             continue;
         }
-        let template = cat.manifest(e)?;
-        let mut text =
-            Tera::one_off(template, &ctx, false).map_err(|source| AddonError::Template {
+        let tera = TEMPLATES.as_ref().map_err(|msg| AddonError::Template {
+            manifest: e.manifest.clone(),
+            source: tera::Error::msg(msg.clone()),
+        })?;
+        let mut text = tera
+            .render(&e.manifest, &ctx)
+            .map_err(|source| AddonError::Template {
                 manifest: e.manifest.clone(),
                 source,
             })?;

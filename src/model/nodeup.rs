@@ -4,6 +4,7 @@
 //! instance role, as kops nodes do.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use tera::{Context, Tera, Value};
 
@@ -21,6 +22,15 @@ fn shell_quote(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     Ok(Value::String(format!("'{}'", s.replace('\'', "'\\''"))))
 }
 
+/// The parsed template, once per process (parsing costs more than rendering).
+static NODEUP: LazyLock<Result<Tera, String>> = LazyLock::new(|| {
+    let mut tera = Tera::default();
+    tera.register_filter("shq", shell_quote);
+    tera.add_raw_template("nodeup.sh", TEMPLATE)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(tera)
+});
+
 /// Renders the user data of one instance group.
 pub fn render(
     spec: &Spec,
@@ -30,9 +40,7 @@ pub fn render(
     bucket: &str,
     prefix: &str,
 ) -> tera::Result<String> {
-    let mut tera = Tera::default();
-    tera.register_filter("shq", shell_quote);
-    tera.add_raw_template("nodeup.sh", TEMPLATE)?;
+    let tera = NODEUP.as_ref().map_err(|e| tera::Error::msg(e.clone()))?;
     let c = &spec.cluster;
     let version = c.spec.kubernetes_version.trim_start_matches('v');
     let minor = version.split('.').take(2).collect::<Vec<_>>().join(".");

@@ -46,6 +46,11 @@ fn q_filter(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     Ok(Value::String(hcl_quote(&s)))
 }
 
+/// The parsed templates, once per process.
+static PARSED: std::sync::LazyLock<Result<Tera, String>> = std::sync::LazyLock::new(|| {
+    templates().map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))
+});
+
 fn templates() -> Result<Tera, RenderError> {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![]);
@@ -69,7 +74,10 @@ fn templates() -> Result<Tera, RenderError> {
 
 /// Renders `terraform/*.tf` and `terraform/data/*`: path → content.
 pub fn render(model: &Model) -> Result<BTreeMap<String, String>, RenderError> {
-    let tera = templates()?;
+    let tera = PARSED.as_ref().map_err(|e| RenderError::Template {
+        template: "terraform-templates".into(),
+        source: tera::Error::msg(e.clone()),
+    })?;
     let mut by_kind: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let mut out = BTreeMap::new();
     let mut amis: BTreeMap<String, Value> = BTreeMap::new();

@@ -1,9 +1,13 @@
 //! Integration tests, in one binary so the AWS SDK is linked once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod apiserver;
 mod cli;
 mod fuzz;
 mod invalid_specs;
+mod kube_conformance;
+pub mod kube_env;
+mod kube_testserver;
 mod render;
 mod shellcheck;
 mod support;

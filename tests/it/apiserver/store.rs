@@ -1,0 +1,1159 @@
+//! The state of the test API server and the semantics of every verb:
+//! resourceVersions, conflicts, finalizers, cascading deletion, namespace
+//! termination, eviction against PodDisruptionBudgets, and the scale
+//! subresource. The HTTP layer (`http.rs`) only parses and serialises.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::selectors::{FieldSelector, LabelSelector};
+use super::types::{ResourceType, TYPES};
+
+/// How many watch events are kept for resuming watches; older resume points get 410 Gone.
+pub const HISTORY: usize = 200_000;
+
+/// An API error, serialised as a `Status` object.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// `NotFound`, `AlreadyExists`, `Conflict`, …
+    pub reason: &'static str,
+    /// Human message, in the real server's words.
+    pub message: String,
+    /// `details` of the Status.
+    pub details: Value,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    fn with(mut self, ty: &ResourceType, name: &str) -> Self {
+        let mut d = json!({ "name": name, "kind": ty.plural });
+        if !ty.group.is_empty() {
+            d["group"] = ty.group.into();
+        }
+        self.details = d;
+        self
+    }
+
+    /// 400 BadRequest.
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", msg)
+    }
+
+    /// 404 NotFound for an object.
+    pub fn not_found(ty: &ResourceType, name: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", ty.qualified()),
+        )
+        .with(ty, name)
+    }
+
+    /// 404 for an unknown path.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+    }
+
+    /// 405 MethodNotAllowed.
+    pub fn method(method: &str) -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+        )
+    }
+
+    /// 409 Conflict.
+    fn conflict(ty: &ResourceType, name: &str) -> Self {
+        Self::new(409, "Conflict", format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+            ty.qualified()
+        ))
+        .with(ty, name)
+    }
+
+    /// 422 Invalid.
+    pub fn invalid(ty: &ResourceType, name: &str, msg: impl Into<String>) -> Self {
+        Self::new(
+            422,
+            "Invalid",
+            format!("{} \"{name}\" is invalid: {}", ty.kind, msg.into()),
+        )
+        .with(ty, name)
+    }
+
+    /// 410 Expired.
+    pub fn expired(msg: impl Into<String>) -> Self {
+        Self::new(410, "Expired", msg)
+    }
+
+    /// The `Status` object.
+    pub fn status(&self) -> Value {
+        let mut s = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": self.message, "reason": self.reason, "code": self.code,
+        });
+        if !self.details.is_null() {
+            s["details"] = self.details.clone();
+        }
+        s
+    }
+}
+
+/// A watch event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// ADDED
+    Added,
+    /// MODIFIED
+    Modified,
+    /// DELETED
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as recorded for watches.
+#[derive(Debug)]
+pub struct Event {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// Index into TYPES.
+    pub ty: usize,
+    /// Namespace ("" for cluster-scoped).
+    pub ns: String,
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change (for DELETED: its last state).
+    pub obj: Value,
+    /// The object before the change, so selector watches can turn a change
+    /// that leaves the selection into DELETED and one that enters it into ADDED.
+    pub prev: Option<Value>,
+}
+
+type Key = (usize, String, String);
+
+/// Delete options.
+#[derive(Debug, Default, Clone)]
+pub struct DeleteOpts {
+    /// Background, Foreground or Orphan.
+    pub propagation: Option<String>,
+    /// Precondition on uid.
+    pub uid: Option<String>,
+    /// Precondition on resourceVersion.
+    pub resource_version: Option<String>,
+}
+
+/// Which part of an object a write targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The object (status is kept when the type has a status subresource).
+    Main,
+    /// The status subresource (only status changes).
+    Status,
+}
+
+/// The server state.
+pub struct Store {
+    rv: u64,
+    uid_counter: u64,
+    objects: BTreeMap<Key, Value>,
+    uids: HashMap<String, Key>,
+    history: VecDeque<Arc<Event>>,
+    /// Resume points at or below this have been compacted away.
+    pub compacted: u64,
+    /// Live events.
+    pub tx: broadcast::Sender<Arc<Event>>,
+    /// The collector is running (deletions it makes do not re-enter it).
+    in_gc: bool,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn owner_uids(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["uid"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        let (tx, _) = broadcast::channel(65_536);
+        Store {
+            rv: 0,
+            uid_counter: 0,
+            objects: BTreeMap::new(),
+            uids: HashMap::new(),
+            history: VecDeque::new(),
+            compacted: 0,
+            tx,
+            in_gc: false,
+        }
+    }
+}
+
+impl Store {
+    /// The latest resourceVersion.
+    pub fn rv(&self) -> u64 {
+        self.rv
+    }
+
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    fn emit(&mut self, ty: usize, ns: &str, kind: EventType, obj: Value, prev: Option<Value>) {
+        let rv = self.rv;
+        let ev = Arc::new(Event {
+            rv,
+            ty,
+            ns: ns.to_string(),
+            kind,
+            obj,
+            prev,
+        });
+        self.history.push_back(ev.clone());
+        while self.history.len() > HISTORY {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted = old.rv;
+            }
+        }
+        let _ = self.tx.send(ev);
+    }
+
+    /// Events after `rv` of one type, or 410 when they were compacted.
+    pub fn events_since(&self, rv: u64, ty: usize) -> Result<Vec<Arc<Event>>, ApiError> {
+        if rv < self.compacted {
+            return Err(ApiError::expired(format!(
+                "too old resource version: {rv} ({})",
+                self.compacted + 1
+            )));
+        }
+        let start = self.history.partition_point(|e| e.rv <= rv);
+        Ok(self
+            .history
+            .iter()
+            .skip(start)
+            .filter(|e| e.ty == ty)
+            .cloned()
+            .collect())
+    }
+
+    fn key(ty: usize, ns: &str, name: &str) -> Key {
+        (
+            ty,
+            if TYPES[ty].namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        )
+    }
+
+    /// The object, if any.
+    pub fn get(&self, ty: usize, ns: &str, name: &str) -> Result<Value, ApiError> {
+        self.objects
+            .get(&Self::key(ty, ns, name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&TYPES[ty], name))
+    }
+
+    fn namespace_ns() -> usize {
+        ResourceType::index_of("", "v1", "namespaces").unwrap_or(0)
+    }
+
+    /// Inserts a new object: names, uid, timestamps, resourceVersion.
+    pub fn create(&mut self, ty: usize, ns: &str, obj: Value) -> Result<Value, ApiError> {
+        self.insert(ty, ns, obj, false)
+    }
+
+    /// Create; `keep_status` keeps a given status (seeding), where the real
+    /// server resets the status of types with a status subresource.
+    fn insert(
+        &mut self,
+        ty: usize,
+        ns: &str,
+        mut obj: Value,
+        keep_status: bool,
+    ) -> Result<Value, ApiError> {
+        let t = &TYPES[ty];
+        if !keep_status
+            && t.has("status")
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
+        }
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request was in an unknown format",
+            ));
+        }
+        if obj.get("metadata").is_none_or(|m| !m.is_object()) {
+            obj["metadata"] = json!({});
+        }
+        let body_ns = meta_str(&obj, "namespace").unwrap_or_default().to_string();
+        if t.namespaced && !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let mut name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        if name.is_empty() {
+            match meta_str(&obj, "generateName") {
+                Some(prefix) if !prefix.is_empty() => {
+                    self.uid_counter += 1;
+                    name = format!(
+                        "{prefix}{:05x}",
+                        (self.uid_counter * 2_654_435_761) % 0xfffff
+                    );
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        t,
+                        "",
+                        "metadata.name: Required value: name or generateName is required",
+                    ));
+                }
+            }
+        }
+        if !valid_name(&name) {
+            return Err(ApiError::invalid(
+                t,
+                &name,
+                format!(
+                    "metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+                ),
+            ));
+        }
+        if t.namespaced {
+            match self
+                .objects
+                .get(&(Self::namespace_ns(), String::new(), ns.to_string()))
+            {
+                None => return Err(ApiError::not_found(&TYPES[Self::namespace_ns()], ns)),
+                Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => {
+                    return Err(ApiError::new(
+                        403,
+                        "Forbidden",
+                        format!(
+                            "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                            t.qualified()
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let key = Self::key(ty, ns, &name);
+        if self.objects.contains_key(&key) {
+            return Err(ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", t.qualified()),
+            )
+            .with(t, &name));
+        }
+        let rv = self.next_rv();
+        self.uid_counter += 1;
+        let uid = format!(
+            "{:08x}-{:04x}-4{:03x}-8000-{:012x}",
+            rv as u32,
+            (self.uid_counter >> 16) & 0xffff,
+            self.uid_counter & 0xfff,
+            self.uid_counter
+        );
+        obj["apiVersion"] = t.api_version().into();
+        obj["kind"] = t.kind.into();
+        let m = &mut obj["metadata"];
+        m["name"] = name.clone().into();
+        if t.namespaced {
+            m["namespace"] = ns.into();
+        } else if let Some(o) = m.as_object_mut() {
+            o.remove("namespace");
+        }
+        m["uid"] = uid.clone().into();
+        m["resourceVersion"] = rv.to_string().into();
+        m["creationTimestamp"] = now().into();
+        m["generation"] = 1.into();
+        if let Some(o) = m.as_object_mut() {
+            o.remove("deletionTimestamp");
+        }
+        defaults(t, &mut obj);
+        self.objects.insert(key.clone(), obj.clone());
+        self.uids.insert(uid, key);
+        self.emit(ty, ns, EventType::Added, obj.clone(), None);
+        if !owner_uids(&obj).is_empty() {
+            self.gc();
+        }
+        Ok(obj)
+    }
+
+    /// Replaces an object (PUT), with optimistic concurrency.
+    pub fn update(
+        &mut self,
+        ty: usize,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        part: Part,
+    ) -> Result<Value, ApiError> {
+        let t = &TYPES[ty];
+        let key = Self::key(ty, ns, name);
+        let Some(old) = self.objects.get(&key).cloned() else {
+            return Err(ApiError::not_found(t, name));
+        };
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request was in an unknown format",
+            ));
+        }
+        if let Some(body_name) = meta_str(&obj, "name")
+            && body_name != name
+        {
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name on the URL",
+            ));
+        }
+        if let Some(rv) = meta_str(&obj, "resourceVersion")
+            && !rv.is_empty()
+            && Some(rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(ApiError::conflict(t, name));
+        }
+        let mut new = old.clone();
+        match part {
+            Part::Status => {
+                new["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+            }
+            Part::Main => {
+                if t.has("status") {
+                    obj["status"] = old.get("status").cloned().unwrap_or(Value::Null);
+                    if obj["status"].is_null()
+                        && let Some(o) = obj.as_object_mut()
+                    {
+                        o.remove("status");
+                    }
+                }
+                let mut meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+                for f in [
+                    "uid",
+                    "creationTimestamp",
+                    "namespace",
+                    "name",
+                    "generation",
+                    "deletionTimestamp",
+                ] {
+                    match old["metadata"].get(f) {
+                        Some(v) => meta[f] = v.clone(),
+                        None => {
+                            if let Some(o) = meta.as_object_mut() {
+                                o.remove(f);
+                            }
+                        }
+                    }
+                }
+                obj["metadata"] = meta;
+                obj["apiVersion"] = t.api_version().into();
+                obj["kind"] = t.kind.into();
+                new = obj;
+            }
+        }
+        Ok(self.commit(ty, ns, key, old, new))
+    }
+
+    /// Stores a changed object: bumps resourceVersion (and generation when
+    /// the spec changed), emits MODIFIED, and finishes deletions whose
+    /// finalizers are gone.
+    fn commit(&mut self, ty: usize, ns: &str, key: Key, old: Value, mut new: Value) -> Value {
+        if new == old {
+            return old;
+        }
+        let rv = self.next_rv();
+        new["metadata"]["resourceVersion"] = rv.to_string().into();
+        if new.get("spec") != old.get("spec") {
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            new["metadata"]["generation"] = (g + 1).into();
+        }
+        self.objects.insert(key, new.clone());
+        self.emit(ty, ns, EventType::Modified, new.clone(), Some(old));
+        if new.pointer("/metadata/deletionTimestamp").is_some() {
+            self.gc();
+        }
+        new
+    }
+
+    /// Applies a patch of the given content type.
+    pub fn patch(
+        &mut self,
+        ty: usize,
+        ns: &str,
+        name: &str,
+        content_type: &str,
+        body: &[u8],
+        part: Part,
+    ) -> Result<Value, ApiError> {
+        let t = &TYPES[ty];
+        let key = Self::key(ty, ns, name);
+        let existing = self.objects.get(&key).cloned();
+        let ct = content_type.split(';').next().unwrap_or_default().trim();
+        if ct == "application/apply-patch+yaml" {
+            let applied: Value = serde_norway::from_slice::<serde_norway::Value>(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+                .and_then(|v| {
+                    serde_json::to_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
+                })?;
+            return match existing {
+                // Server-side apply, approximated: create when absent, else a
+                // JSON merge of the applied configuration (no field ownership).
+                None => {
+                    let mut obj = applied;
+                    obj["metadata"]["name"] = name.into();
+                    self.create(ty, ns, obj)
+                }
+                Some(old) => {
+                    let mut merged = old.clone();
+                    json_patch::merge(&mut merged, &applied);
+                    self.write_patched(ty, ns, name, key, old, merged, part)
+                }
+            };
+        }
+        let old = existing.ok_or_else(|| ApiError::not_found(t, name))?;
+        let mut patched = old.clone();
+        match ct {
+            "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                // Strategic merge is approximated by a JSON merge patch.
+                let p: Value = serde_json::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                json_patch::merge(&mut patched, &p);
+            }
+            "application/json-patch+json" => {
+                let p: json_patch::Patch = serde_json::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                json_patch::patch(&mut patched, &p)
+                    .map_err(|e| ApiError::invalid(t, name, e.to_string()))?;
+            }
+            other => {
+                return Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other})"
+                    ),
+                ));
+            }
+        }
+        self.write_patched(ty, ns, name, key, old, patched, part)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_patched(
+        &mut self,
+        ty: usize,
+        ns: &str,
+        name: &str,
+        key: Key,
+        old: Value,
+        mut patched: Value,
+        part: Part,
+    ) -> Result<Value, ApiError> {
+        let t = &TYPES[ty];
+        let want_rv = meta_str(&patched, "resourceVersion").map(str::to_string);
+        if want_rv.is_some() && want_rv.as_deref() != meta_str(&old, "resourceVersion") {
+            return Err(ApiError::conflict(t, name));
+        }
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "name",
+            "generation",
+            "deletionTimestamp",
+        ] {
+            match old["metadata"].get(f) {
+                Some(v) => patched["metadata"][f] = v.clone(),
+                None => {
+                    if let Some(o) = patched["metadata"].as_object_mut() {
+                        o.remove(f);
+                    }
+                }
+            }
+        }
+        let new = match part {
+            Part::Status => {
+                let mut n = old.clone();
+                n["status"] = patched.get("status").cloned().unwrap_or(Value::Null);
+                n
+            }
+            Part::Main if t.has("status") => {
+                let mut n = patched;
+                match old.get("status") {
+                    Some(s) => n["status"] = s.clone(),
+                    None => {
+                        if let Some(o) = n.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+                n
+            }
+            Part::Main => patched,
+        };
+        Ok(self.commit(ty, ns, key, old, new))
+    }
+
+    /// Lists objects, filtered and paginated. Returns (items, continue).
+    #[allow(clippy::too_many_arguments)]
+    pub fn list(
+        &self,
+        ty: usize,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        limit: Option<usize>,
+        cont: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>), ApiError> {
+        let start: Bound<Key> = match cont {
+            Some(token) if !token.is_empty() => {
+                let raw = hex::decode(token)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+                let (cns, cname) = raw
+                    .split_once('\u{0}')
+                    .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+                Bound::Excluded((ty, cns.to_string(), cname.to_string()))
+            }
+            _ => match ns {
+                Some(n) => Bound::Included((ty, n.to_string(), String::new())),
+                None => Bound::Included((ty, String::new(), String::new())),
+            },
+        };
+        let end: Bound<Key> = Bound::Excluded((ty + 1, String::new(), String::new()));
+        let mut items = Vec::new();
+        let mut last: Option<&Key> = None;
+        let mut more = false;
+        for (k, v) in self.objects.range((start, end)) {
+            if let Some(n) = ns
+                && k.1 != n
+            {
+                if k.1.as_str() > n {
+                    break;
+                }
+                continue;
+            }
+            if !labels.matches(v) || !fields.matches(v) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                more = true;
+                break;
+            }
+            items.push(v.clone());
+            last = Some(k);
+        }
+        let token = if more {
+            last.map(|k| hex::encode(format!("{}\u{0}{}", k.1, k.2)))
+        } else {
+            None
+        };
+        Ok((items, token))
+    }
+
+    /// Deletes an object, honouring finalizers, preconditions and the
+    /// propagation policy. Returns the object's last state.
+    pub fn delete(
+        &mut self,
+        ty: usize,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+    ) -> Result<Value, ApiError> {
+        let t = &TYPES[ty];
+        let key = Self::key(ty, ns, name);
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(t, name))?;
+        if opts
+            .uid
+            .as_deref()
+            .is_some_and(|u| Some(u) != meta_str(&old, "uid"))
+        {
+            return Err(ApiError::new(409, "Conflict", format!(
+                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                t.qualified(), opts.uid.as_deref().unwrap_or_default(), meta_str(&old, "uid").unwrap_or_default()
+            )).with(t, name));
+        }
+        if opts
+            .resource_version
+            .as_deref()
+            .is_some_and(|r| Some(r) != meta_str(&old, "resourceVersion"))
+        {
+            return Err(ApiError::conflict(t, name));
+        }
+        let uid = meta_str(&old, "uid").unwrap_or_default().to_string();
+        let policy = opts.propagation.as_deref().unwrap_or("Background");
+        if !["Background", "Foreground", "Orphan"].contains(&policy) {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: \"{policy}\""
+            )));
+        }
+        if policy == "Orphan" {
+            self.orphan_dependents(&uid);
+        }
+        let mut new = old.clone();
+        let mut fins = finalizers(&old);
+        if policy == "Foreground"
+            && self.has_dependents(&uid)
+            && !fins.iter().any(|f| f == "foregroundDeletion")
+        {
+            fins.push("foregroundDeletion".into());
+            new["metadata"]["finalizers"] = json!(fins);
+        }
+        let is_namespace = ty == Self::namespace_ns();
+        if is_namespace {
+            new["status"]["phase"] = "Terminating".into();
+        }
+        if !fins.is_empty() || is_namespace {
+            if new.pointer("/metadata/deletionTimestamp").is_none() {
+                new["metadata"]["deletionTimestamp"] = now().into();
+                new["metadata"]["deletionGracePeriodSeconds"] = 0.into();
+            }
+            let out = self.commit(ty, ns, key.clone(), old, new);
+            self.gc();
+            return Ok(self.objects.get(&key).cloned().unwrap_or(out));
+        }
+        let out = self.remove(&key);
+        self.gc();
+        Ok(out)
+    }
+
+    /// Removes an object now and emits DELETED.
+    fn remove(&mut self, key: &Key) -> Value {
+        let Some(mut obj) = self.objects.remove(key) else {
+            return Value::Null;
+        };
+        if let Some(uid) = meta_str(&obj, "uid") {
+            self.uids.remove(uid);
+        }
+        let rv = self.next_rv();
+        obj["metadata"]["resourceVersion"] = rv.to_string().into();
+        self.emit(key.0, &key.1, EventType::Deleted, obj.clone(), None);
+        obj
+    }
+
+    fn has_dependents(&self, uid: &str) -> bool {
+        self.objects
+            .values()
+            .any(|o| owner_uids(o).iter().any(|u| u == uid))
+    }
+
+    fn orphan_dependents(&mut self, uid: &str) {
+        let deps: Vec<Key> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in deps {
+            let Some(old) = self.objects.get(&k).cloned() else {
+                continue;
+            };
+            let mut new = old.clone();
+            if let Some(refs) = new
+                .pointer_mut("/metadata/ownerReferences")
+                .and_then(Value::as_array_mut)
+            {
+                refs.retain(|r| r["uid"].as_str() != Some(uid));
+            }
+            let ns = k.1.clone();
+            self.commit(k.0, &ns, k, old, new);
+        }
+    }
+
+    /// The garbage collector and namespace controller, run to a fixpoint
+    /// after every change that can finish a deletion: objects whose
+    /// finalizers are gone are removed, `foregroundDeletion` is lifted when
+    /// no dependents remain, dependents whose owners are all gone are
+    /// deleted (background), and terminating namespaces are emptied.
+    pub fn gc(&mut self) {
+        if self.in_gc {
+            return;
+        }
+        self.in_gc = true;
+        self.gc_passes();
+        self.in_gc = false;
+    }
+
+    fn gc_passes(&mut self) {
+        for _ in 0..64 {
+            let mut changed = false;
+            // Terminating namespaces: delete their content; remove them when empty.
+            let ns_ty = Self::namespace_ns();
+            let terminating: Vec<String> = self
+                .objects
+                .iter()
+                .filter(|(k, o)| k.0 == ns_ty && o.pointer("/metadata/deletionTimestamp").is_some())
+                .map(|(k, _)| k.2.clone())
+                .collect();
+            for ns in terminating {
+                let content: Vec<Key> = self
+                    .objects
+                    .keys()
+                    .filter(|k| TYPES[k.0].namespaced && k.1 == ns)
+                    .cloned()
+                    .collect();
+                for k in &content {
+                    let Some(o) = self.objects.get(k) else {
+                        continue;
+                    };
+                    if o.pointer("/metadata/deletionTimestamp").is_none() {
+                        let name = k.2.clone();
+                        let _ = self.delete(k.0, &ns, &name, &DeleteOpts::default());
+                        changed = true;
+                    }
+                }
+                let remaining = self
+                    .objects
+                    .keys()
+                    .any(|k| TYPES[k.0].namespaced && k.1 == ns);
+                let key = (ns_ty, String::new(), ns.clone());
+                if !remaining
+                    && self
+                        .objects
+                        .get(&key)
+                        .is_some_and(|n| finalizers(n).is_empty())
+                {
+                    self.remove(&key);
+                    changed = true;
+                }
+            }
+            // Finished deletions and foreground owners.
+            let deleting: Vec<Key> = self
+                .objects
+                .iter()
+                .filter(|(k, o)| k.0 != ns_ty && o.pointer("/metadata/deletionTimestamp").is_some())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in deleting {
+                let Some(o) = self.objects.get(&k).cloned() else {
+                    continue;
+                };
+                let fins = finalizers(&o);
+                let uid = meta_str(&o, "uid").unwrap_or_default().to_string();
+                if fins.is_empty() {
+                    self.remove(&k);
+                    changed = true;
+                } else if fins.iter().any(|f| f == "foregroundDeletion") {
+                    // Delete the dependents; lift the finalizer once they are gone.
+                    let deps: Vec<Key> = self
+                        .objects
+                        .iter()
+                        .filter(|(_, d)| {
+                            owner_uids(d).contains(&uid)
+                                && d.pointer("/metadata/deletionTimestamp").is_none()
+                        })
+                        .map(|(dk, _)| dk.clone())
+                        .collect();
+                    for dk in deps {
+                        let dns = dk.1.clone();
+                        let dname = dk.2.clone();
+                        let _ = self.delete(
+                            dk.0,
+                            &dns,
+                            &dname,
+                            &DeleteOpts {
+                                propagation: Some("Foreground".into()),
+                                ..Default::default()
+                            },
+                        );
+                        changed = true;
+                    }
+                    if !self.has_dependents(&uid) {
+                        let mut n = o.clone();
+                        n["metadata"]["finalizers"] = json!(
+                            fins.iter()
+                                .filter(|f| *f != "foregroundDeletion")
+                                .collect::<Vec<_>>()
+                        );
+                        let ns = k.1.clone();
+                        self.commit(k.0, &ns, k.clone(), o, n);
+                        changed = true;
+                    }
+                }
+            }
+            // Orphans whose owners are all gone (background cascading deletion).
+            let orphans: Vec<Key> = self
+                .objects
+                .iter()
+                .filter(|(_, o)| {
+                    let owners = owner_uids(o);
+                    !owners.is_empty()
+                        && o.pointer("/metadata/deletionTimestamp").is_none()
+                        && owners.iter().all(|u| !self.uids.contains_key(u))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in orphans {
+                let ns = k.1.clone();
+                let name = k.2.clone();
+                let _ = self.delete(k.0, &ns, &name, &DeleteOpts::default());
+                changed = true;
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    /// Evicts a pod unless a PodDisruptionBudget forbids it (429).
+    pub fn evict(&mut self, ns: &str, name: &str, body: &Value) -> Result<Value, ApiError> {
+        let pod_ty = ResourceType::index_of("", "v1", "pods").unwrap_or(0);
+        let pdb_ty = ResourceType::index_of("policy", "v1", "poddisruptionbudgets").unwrap_or(0);
+        let pod = self.get(pod_ty, ns, name)?;
+        let phase = pod
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("Pending");
+        if phase == "Running" {
+            let pdbs: Vec<Value> = self
+                .objects
+                .range(
+                    (pdb_ty, ns.to_string(), String::new())
+                        ..(pdb_ty, format!("{ns}\u{0}"), String::new()),
+                )
+                .map(|(_, v)| v.clone())
+                .filter(|p| {
+                    p.pointer("/spec/selector")
+                        .and_then(|s| LabelSelector::from_object(s).ok())
+                        .is_some_and(|s| !s.0.is_empty() && s.matches(&pod))
+                })
+                .collect();
+            if pdbs.len() > 1 {
+                return Err(ApiError::new(
+                    500,
+                    "InternalError",
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ));
+            }
+            if let Some(pdb) = pdbs.first() {
+                let sel = LabelSelector::from_object(&pdb["spec"]["selector"]).unwrap_or_default();
+                let (pods, _) = self.list(
+                    pod_ty,
+                    Some(ns),
+                    &sel,
+                    &FieldSelector::default(),
+                    None,
+                    None,
+                )?;
+                let expected = pods.len() as i64;
+                let healthy = pods.iter().filter(|p| is_healthy(p)).count() as i64;
+                let allowed = match (&pdb["spec"]["minAvailable"], &pdb["spec"]["maxUnavailable"]) {
+                    (min, _) if !min.is_null() => healthy - int_or_percent(min, expected, true),
+                    (_, max) if !max.is_null() => {
+                        int_or_percent(max, expected, false) - (expected - healthy)
+                    }
+                    _ => healthy,
+                };
+                if allowed <= 0 {
+                    let pdb_name = meta_str(pdb, "name").unwrap_or_default();
+                    let mut e = ApiError::new(
+                        429,
+                        "TooManyRequests",
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                    );
+                    e.details = json!({ "causes": [{ "reason": "DisruptionBudget", "message": format!("The disruption budget {pdb_name} needs {} healthy pods and has {healthy} currently", healthy - allowed) }] });
+                    return Err(e);
+                }
+            }
+        }
+        let mut opts = DeleteOpts::default();
+        if let Some(p) = body.pointer("/deleteOptions/preconditions") {
+            opts.uid = p["uid"].as_str().map(str::to_string);
+            opts.resource_version = p["resourceVersion"].as_str().map(str::to_string);
+        }
+        self.delete(pod_ty, ns, name, &opts)?;
+        Ok(
+            json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }),
+        )
+    }
+
+    /// The `autoscaling/v1` Scale view of an object.
+    pub fn scale(&self, ty: usize, ns: &str, name: &str) -> Result<Value, ApiError> {
+        let obj = self.get(ty, ns, name)?;
+        let selector = obj
+            .pointer("/spec/selector")
+            .and_then(|s| LabelSelector::from_object(s).ok())
+            .map(|s| s.to_query())
+            .unwrap_or_default();
+        Ok(json!({
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": name, "namespace": ns, "uid": obj["metadata"]["uid"],
+                "resourceVersion": obj["metadata"]["resourceVersion"],
+                "creationTimestamp": obj["metadata"]["creationTimestamp"],
+            },
+            "spec": { "replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1)) },
+            "status": { "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector },
+        }))
+    }
+
+    /// Writes `spec.replicas` from a Scale (PUT) or a patch of it.
+    pub fn set_scale(
+        &mut self,
+        ty: usize,
+        ns: &str,
+        name: &str,
+        scale: &Value,
+    ) -> Result<Value, ApiError> {
+        let t = &TYPES[ty];
+        let key = Self::key(ty, ns, name);
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(t, name))?;
+        if let Some(rv) = meta_str(scale, "resourceVersion")
+            && !rv.is_empty()
+            && Some(rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(ApiError::conflict(t, name));
+        }
+        let replicas = scale
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ApiError::invalid(t, name, "spec.replicas: Required value"))?;
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                t,
+                name,
+                "spec.replicas: Invalid value: must be greater than or equal to 0",
+            ));
+        }
+        let mut new = old.clone();
+        new["spec"]["replicas"] = replicas.into();
+        self.commit(ty, ns, key, old, new);
+        self.scale(ty, ns, name)
+    }
+
+    /// Inserts objects directly (test seeding): like create, without HTTP.
+    pub fn seed(&mut self, obj: Value) -> Result<Value, ApiError> {
+        let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+        let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+        let ty = ResourceType::index_of_kind(&api_version, &kind)
+            .ok_or_else(|| ApiError::bad_request(format!("unknown kind {api_version}/{kind}")))?;
+        let ns = meta_str(&obj, "namespace")
+            .unwrap_or(if TYPES[ty].namespaced { "default" } else { "" })
+            .to_string();
+        self.insert(ty, &ns, obj, true)
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && n.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+fn is_healthy(pod: &Value) -> bool {
+    pod.pointer("/metadata/deletionTimestamp").is_none()
+        && pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+        && pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+}
+
+fn int_or_percent(v: &Value, total: i64, round_up: bool) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) => {
+            let p: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
+            let x = p * total;
+            if round_up { (x + 99) / 100 } else { x / 100 }
+        }
+        _ => 0,
+    }
+}
+
+/// Defaults the real server (or its controllers) would set at once.
+fn defaults(t: &ResourceType, obj: &mut Value) {
+    match t.kind {
+        "Namespace" => {
+            obj["status"] = json!({ "phase": "Active" });
+            if obj.pointer("/spec/finalizers").is_none() {
+                obj["spec"] = json!({ "finalizers": ["kubernetes"] });
+            }
+            let name = obj["metadata"]["name"].clone();
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+        }
+        "Pod" if obj.pointer("/status/phase").is_none() => {
+            obj["status"] = json!({ "phase": "Pending" });
+        }
+        "Deployment" | "StatefulSet" | "ReplicaSet" if obj.pointer("/spec/replicas").is_none() => {
+            obj["spec"]["replicas"] = 1.into();
+        }
+        _ => {}
+    }
+}

@@ -94,10 +94,42 @@ pub enum Command {
     Janitor(Stub),
     /// Run the node cleanup: exited containers, dangling images and volumes (not implemented yet).
     NodeCleanup(Stub),
+    /// Read the cluster's state store.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// Remove a state lock left by a run that died (give the lock's ID).
+    ForceUnlock {
+        /// The lock ID, as printed by the command that found the state locked.
+        id: String,
+        #[command(flatten)]
+        spec: SpecArg,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `state` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Summarise the store: serial, lock, objects.
+    Show {
+        #[command(flatten)]
+        spec: SpecArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Download every object of the cluster's state into a directory.
+    Pull {
+        #[command(flatten)]
+        spec: SpecArg,
+        /// Directory to write into.
+        #[arg(short = 'd', long = "dir", value_name = "DIR", default_value = "state")]
+        dir: PathBuf,
     },
 }
 

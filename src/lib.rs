@@ -5,6 +5,8 @@
 //! `plan`/`apply` and the controllers).
 
 pub mod addons;
+pub mod cloud;
 pub mod model;
 pub mod render;
 pub mod spec;
+pub mod state;

@@ -10,8 +10,9 @@ use clap::{CommandFactory, Parser};
 use clusterctl::model::{self, ModelError};
 use clusterctl::render::{self, RenderError};
 use clusterctl::spec::{Spec, SpecError};
+use clusterctl::state::{StateError, StateStore};
 
-use cli::{Cli, Command, Format};
+use cli::{Cli, Command, Format, StateCommand};
 
 /// Everything that can end a command.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,9 @@ enum AppError {
     /// Rendering or writing failed.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// The state store failed or is locked.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// Writing to stdout failed.
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
@@ -52,11 +56,28 @@ fn init_tracing(verbose: u8) {
     }
 }
 
+/// The state store of the cluster a spec describes.
+async fn state_store(spec: &Spec) -> StateStore {
+    let (bucket, prefix) =
+        model::state_location(&spec.cluster.spec.state_store, &spec.cluster.metadata.name);
+    let clients = clusterctl::cloud::Clients::load(&spec.cluster.spec.region).await;
+    StateStore::new(clients.s3, &bucket, &prefix)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let format = match &cli.command {
         Command::Validate { output, .. } => output.output.unwrap_or(cli.output),
+        Command::State {
+            command: StateCommand::Show { output, .. },
+        } => output.output.unwrap_or(cli.output),
         Command::Render { format, .. } => format.unwrap_or(cli.output),
         _ => cli.output,
     };
@@ -205,6 +226,81 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::State {
+            command: StateCommand::Show { spec, output },
+        } => {
+            let format = output.output.unwrap_or(root_format);
+            let s = Spec::load(&spec.file)?;
+            runtime()?.block_on(async {
+                let store = state_store(&s).await;
+                let serial = store.serial().await?;
+                let lock = store.lock_holder().await?;
+                let objects = store.list().await?;
+                if format == Format::Json {
+                    let objs: Vec<_> = objects
+                        .iter()
+                        .map(|(k, n)| serde_json::json!({ "key": k, "size": n }))
+                        .collect();
+                    print_json(&serde_json::json!({
+                        "store": format!("s3://{}/{}", store.bucket, store.prefix),
+                        "serial": serial, "lock": lock, "objects": objs,
+                    }))?;
+                } else {
+                    println!("state store s3://{}/{}", store.bucket, store.prefix);
+                    println!("serial: {serial}");
+                    match &lock {
+                        Some(l) => println!(
+                            "lock: {} held by {} for {} since {}",
+                            l.id, l.who, l.operation, l.created
+                        ),
+                        None => println!("lock: free"),
+                    }
+                    println!("{} objects:", objects.len());
+                    for (k, n) in &objects {
+                        println!("  {n:>8}  {k}");
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::State {
+            command: StateCommand::Pull { spec, dir },
+        } => {
+            let s = Spec::load(&spec.file)?;
+            runtime()?.block_on(async {
+                let store = state_store(&s).await;
+                let objects = store.list().await?;
+                for (k, _) in &objects {
+                    if let Some((bytes, _)) = store.get(k).await? {
+                        let path = dir.join(k);
+                        if let Some(p) = path.parent() {
+                            std::fs::create_dir_all(p)?;
+                        }
+                        std::fs::write(&path, bytes)?;
+                    }
+                }
+                println!(
+                    "pulled {} objects from s3://{}/{} into {}",
+                    objects.len(),
+                    store.bucket,
+                    store.prefix,
+                    dir.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::ForceUnlock { id, spec } => {
+            let s = Spec::load(&spec.file)?;
+            runtime()?.block_on(async {
+                let store = state_store(&s).await;
+                store.force_unlock(&id).await?;
+                println!(
+                    "lock {id} removed from s3://{}/{}",
+                    store.bucket, store.prefix
+                );
+                Ok(ExitCode::SUCCESS)
+            })
         }
         Command::Completions { shell } => {
             clap_complete::generate(

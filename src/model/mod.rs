@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer};
 
-pub use build::build;
+pub use build::{build, state_location};
 
 /// Errors building the model.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,387 @@
+//! The S3 state store of a cluster, at `s3://bucket/prefix/<cluster>/`:
+//! the objects the model writes (`config`, `cluster-completed.spec`,
+//! `instancegroup/<name>`, `addons/…`, `clusterctl-version`), plus what only
+//! the direct target keeps: a `serial` that grows on every successful apply,
+//! and a `lock` object taken with a conditional put (If-None-Match: *) by
+//! every mutating command.
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+
+use crate::cloud::describe_error;
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Someone else holds the lock.
+    #[error(
+        "the state is locked by {} (operation {}, since {}, lock ID {}); wait for it, pass --lock-timeout, or run `clusterctl force-unlock {}` if that run is dead",
+        .0.who, .0.operation, .0.created, .0.id, .0.id
+    )]
+    Locked(Box<LockInfo>),
+    /// force-unlock named a lock that is not the one held.
+    #[error("lock ID {given} does not match the lock held ({held})")]
+    LockMismatch {
+        /// The ID given.
+        given: String,
+        /// The ID held, if any.
+        held: String,
+    },
+    /// The stored state was written by a newer clusterctl.
+    #[error(
+        "the state store was written by clusterctl {stored}, newer than this clusterctl {ours}; upgrade clusterctl"
+    )]
+    TooNew {
+        /// Version in the store.
+        stored: String,
+        /// This build.
+        ours: String,
+    },
+    /// An S3 call failed.
+    #[error("S3 {op} s3://{bucket}/{key}: {message}")]
+    S3 {
+        /// The operation.
+        op: &'static str,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The service's code and message.
+        message: String,
+    },
+    /// A stored object does not parse.
+    #[error("s3://{bucket}/{key} is corrupt: {message}")]
+    Corrupt {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// What a lock records (the fields Terraform's lock info has).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LockInfo {
+    /// Random lock ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// `apply`, `destroy`, …
+    pub operation: String,
+    /// `user@host (pid N)`.
+    pub who: String,
+    /// clusterctl version.
+    pub version: String,
+    /// RFC 3339 time the lock was taken.
+    pub created: String,
+    /// The lock object's path.
+    pub path: String,
+}
+
+/// The serial file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Serial {
+    /// Grows by one on every successful apply.
+    pub serial: u64,
+}
+
+/// A cluster's place in the state store.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    s3: aws_sdk_s3::Client,
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefix of the cluster, `<prefix>/<cluster>`.
+    pub prefix: String,
+}
+
+/// A held lock; release it with [`StateStore::unlock`].
+#[derive(Debug, Clone)]
+pub struct Lock {
+    /// What was written.
+    pub info: LockInfo,
+}
+
+fn who() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host} (pid {})", std::process::id())
+}
+
+fn lock_id() -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    let a: u64 = rng.random();
+    let b: u64 = rng.random();
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+impl StateStore {
+    /// The store of `cluster` at `bucket`/`prefix` (as the model computes it).
+    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, prefix: &str) -> StateStore {
+        StateStore {
+            s3,
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.prefix)
+    }
+
+    fn s3_err<E, R>(
+        &self,
+        op: &'static str,
+        key: &str,
+        e: &aws_sdk_s3::error::SdkError<E, R>,
+    ) -> StateError
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        StateError::S3 {
+            op,
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: describe_error(e),
+        }
+    }
+
+    /// Reads an object; `None` when it does not exist.
+    pub async fn get(&self, name: &str) -> Result<Option<(Vec<u8>, String)>, StateError> {
+        let key = self.key(name);
+        match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let etag = out.e_tag().unwrap_or_default().to_string();
+                let body = out.body.collect().await.map_err(|e| StateError::S3 {
+                    op: "GetObject",
+                    bucket: self.bucket.clone(),
+                    key: key.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok(Some((body.into_bytes().to_vec(), etag)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(self.s3_err("GetObject", &key, &e)),
+        }
+    }
+
+    /// Writes an object unconditionally.
+    pub async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), StateError> {
+        let key = self.key(name);
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.s3_err("PutObject", &key, &e))
+    }
+
+    /// Takes the lock for `operation`. When it is held, fails at once, or
+    /// with `wait` retries until the lock is free or the time is up.
+    pub async fn lock(&self, operation: &str, wait: Option<Duration>) -> Result<Lock, StateError> {
+        let key = self.key("lock");
+        let info = LockInfo {
+            id: lock_id(),
+            operation: operation.to_string(),
+            who: who(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            path: format!("s3://{}/{key}", self.bucket),
+        };
+        let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let put = self
+                .s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .if_none_match("*")
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await;
+            match put {
+                Ok(_) => {
+                    tracing::info!(id = %info.id, operation, "state lock taken");
+                    return Ok(Lock { info });
+                }
+                Err(e)
+                    if e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+                        || e.as_service_error()
+                            .and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s))
+                            == Some("PreconditionFailed") =>
+                {
+                    let holder = self.lock_holder().await?;
+                    match (deadline, holder) {
+                        (_, None) => continue, // released between the put and the read
+                        (Some(d), Some(_)) if tokio::time::Instant::now() + delay < d => {
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(5));
+                        }
+                        (_, Some(h)) => return Err(StateError::Locked(Box::new(h))),
+                    }
+                }
+                Err(e) => return Err(self.s3_err("PutObject", &key, &e)),
+            }
+        }
+    }
+
+    /// The current lock, if any.
+    pub async fn lock_holder(&self) -> Result<Option<LockInfo>, StateError> {
+        let Some((bytes, _)) = self.get("lock").await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                bucket: self.bucket.clone(),
+                key: self.key("lock"),
+                message: e.to_string(),
+            })
+    }
+
+    /// Releases a lock this process holds.
+    pub async fn unlock(&self, lock: &Lock) -> Result<(), StateError> {
+        self.force_unlock(&lock.info.id).await
+    }
+
+    /// Removes the lock with this ID (for a run that died holding it).
+    pub async fn force_unlock(&self, id: &str) -> Result<(), StateError> {
+        let key = self.key("lock");
+        let Some((bytes, etag)) = self.get("lock").await? else {
+            return Err(StateError::LockMismatch {
+                given: id.to_string(),
+                held: "none".into(),
+            });
+        };
+        let held: LockInfo = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            bucket: self.bucket.clone(),
+            key: key.clone(),
+            message: e.to_string(),
+        })?;
+        if held.id != id {
+            return Err(StateError::LockMismatch {
+                given: id.to_string(),
+                held: held.id,
+            });
+        }
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .if_match(etag)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.s3_err("DeleteObject", &key, &e))
+    }
+
+    /// The current serial (0 for a new cluster).
+    pub async fn serial(&self) -> Result<u64, StateError> {
+        match self.get("serial").await? {
+            None => Ok(0),
+            Some((bytes, _)) => serde_json::from_slice::<Serial>(&bytes)
+                .map(|s| s.serial)
+                .map_err(|e| StateError::Corrupt {
+                    bucket: self.bucket.clone(),
+                    key: self.key("serial"),
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    /// Records a successful apply: serial + 1. Returns the new serial.
+    pub async fn bump_serial(&self) -> Result<u64, StateError> {
+        let next = self.serial().await? + 1;
+        self.put(
+            "serial",
+            serde_json::to_vec(&Serial { serial: next }).unwrap_or_default(),
+        )
+        .await?;
+        Ok(next)
+    }
+
+    /// Refuses a store written by a newer clusterctl.
+    pub async fn check_version(&self) -> Result<(), StateError> {
+        let Some((bytes, _)) = self.get("clusterctl-version").await? else {
+            return Ok(());
+        };
+        let stored = String::from_utf8_lossy(&bytes).trim().to_string();
+        let ours = env!("CARGO_PKG_VERSION");
+        match (
+            semver::Version::parse(&stored),
+            semver::Version::parse(ours),
+        ) {
+            (Ok(s), Ok(o)) if s > o => Err(StateError::TooNew {
+                stored,
+                ours: ours.to_string(),
+            }),
+            (Err(e), _) => Err(StateError::Corrupt {
+                bucket: self.bucket.clone(),
+                key: self.key("clusterctl-version"),
+                message: e.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every object of the cluster: key (relative to the prefix) and size.
+    pub async fn list(&self) -> Result<Vec<(String, i64)>, StateError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        let prefix = format!("{}/", self.prefix);
+        loop {
+            let r = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| self.s3_err("ListObjectsV2", &prefix, &e))?;
+            for o in r.contents() {
+                if let Some(k) = o.key() {
+                    out.push((
+                        k.trim_start_matches(&prefix).to_string(),
+                        o.size().unwrap_or(0),
+                    ));
+                }
+            }
+            match r.next_continuation_token() {
+                Some(t) if r.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

@@ -1,0 +1,103 @@
+//! A real AWS emulator for the tests: one `moto_server` process per test,
+//! on a free port of 127.0.0.1, killed when the handle drops.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::tool;
+
+/// A running moto_server.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:<port>`
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    /// Starts moto_server, or returns None (test skipped) when it is not
+    /// installed and CLUSTERCTL_REQUIRE_TOOLS is not set.
+    pub fn start() -> Option<Moto> {
+        let bin = std::env::var_os("CLUSTERCTL_MOTO_SERVER")
+            .map(std::path::PathBuf::from)
+            .or_else(|| tool("moto_server"))?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    /// Environment for clusterctl processes and SDK clients.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "eu-west-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// SDK configuration pointing at this server.
+    pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
+    /// An S3 client (path-style) for this server.
+    pub async fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        let cfg = self.sdk_config(region).await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&cfg)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// Creates a bucket.
+    pub async fn bucket(&self, region: &str, name: &str) {
+        let s3 = self.s3(region).await;
+        let mut req = s3.create_bucket().bucket(name);
+        if region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        req.send().await.expect("create bucket");
+    }
+}

@@ -1,0 +1,151 @@
+//! The S3 state store against moto_server: the conditional-put lock, its
+//! holder in errors, waiting, force-unlock, the serial and the version guard.
+
+use std::time::Duration;
+
+use clusterctl::state::{StateError, StateStore};
+
+use crate::moto::Moto;
+use crate::support::clusterctl;
+
+async fn store(moto: &Moto) -> StateStore {
+    moto.bucket("eu-west-1", "state").await;
+    StateStore::new(
+        moto.s3("eu-west-1").await,
+        "state",
+        "clusters/c.example.com",
+    )
+}
+
+#[tokio::test]
+async fn lock_is_exclusive_and_names_its_holder() {
+    let Some(moto) = Moto::start() else { return };
+    let s = store(&moto).await;
+    let held = s.lock("apply", None).await.unwrap();
+    let err = s.lock("apply", None).await.unwrap_err();
+    let msg = err.to_string();
+    match err {
+        StateError::Locked(info) => assert_eq!(info.id, held.info.id),
+        other => panic!("expected Locked, got {other}"),
+    }
+    assert!(
+        msg.contains(&held.info.id) && msg.contains(&held.info.who) && msg.contains("apply"),
+        "{msg}"
+    );
+    s.unlock(&held).await.unwrap();
+    let again = s.lock("destroy", None).await.unwrap();
+    assert_ne!(again.info.id, held.info.id);
+    assert_eq!(s.lock_holder().await.unwrap().unwrap().operation, "destroy");
+}
+
+#[tokio::test]
+async fn concurrent_lockers_exactly_one_wins() {
+    let Some(moto) = Moto::start() else { return };
+    let s = store(&moto).await;
+    let tries = (0..8).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.lock("apply", None).await })
+    });
+    let results = futures::future::join_all(tries).await;
+    let won = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    assert_eq!(won, 1, "exactly one of 8 concurrent lockers holds the lock");
+}
+
+#[tokio::test]
+async fn lock_timeout_waits_for_release() {
+    let Some(moto) = Moto::start() else { return };
+    let s = store(&moto).await;
+    let held = s.lock("apply", None).await.unwrap();
+    let s2 = s.clone();
+    let waiter = tokio::spawn(async move { s2.lock("apply", Some(Duration::from_secs(20))).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the waiter waits while the lock is held"
+    );
+    s.unlock(&held).await.unwrap();
+    let got = waiter.await.unwrap().unwrap();
+    assert_ne!(got.info.id, held.info.id);
+    // A short timeout gives up with the holder's name.
+    let err = s
+        .lock("apply", Some(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StateError::Locked(_)));
+}
+
+#[tokio::test]
+async fn force_unlock_needs_the_right_id() {
+    let Some(moto) = Moto::start() else { return };
+    let s = store(&moto).await;
+    let held = s.lock("apply", None).await.unwrap();
+    assert!(matches!(
+        s.force_unlock("wrong").await,
+        Err(StateError::LockMismatch { .. })
+    ));
+    assert!(s.lock_holder().await.unwrap().is_some());
+    s.force_unlock(&held.info.id).await.unwrap();
+    assert!(s.lock_holder().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn serial_grows_and_version_guard_refuses_newer_stores() {
+    let Some(moto) = Moto::start() else { return };
+    let s = store(&moto).await;
+    assert_eq!(s.serial().await.unwrap(), 0);
+    assert_eq!(s.bump_serial().await.unwrap(), 1);
+    assert_eq!(s.bump_serial().await.unwrap(), 2);
+    assert_eq!(s.serial().await.unwrap(), 2);
+    s.check_version().await.unwrap();
+    s.put("clusterctl-version", b"99.0.0\n".to_vec())
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.check_version().await,
+        Err(StateError::TooNew { .. })
+    ));
+    let keys: Vec<String> = s
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, ["clusterctl-version", "serial"]);
+}
+
+#[tokio::test]
+async fn cli_state_show_and_force_unlock() {
+    let Some(moto) = Moto::start() else { return };
+    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    let s3 = moto.s3("us-east-1").await;
+    let s = StateStore::new(s3, "example-clusterctl-state", "clusters/dev.example.com");
+    let held = s.lock("apply", None).await.unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+        cmd.args(args).current_dir(crate::support::root());
+        for (k, v) in moto.env() {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&["state", "show", "-f", "examples/dev.yaml", "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lock"]["ID"], held.info.id.as_str());
+    let bad = run(&["force-unlock", "nope", "-f", "examples/dev.yaml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("does not match"));
+    let ok = run(&["force-unlock", &held.info.id, "-f", "examples/dev.yaml"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(s.lock_holder().await.unwrap().is_none());
+    let _ = clusterctl; // the plain helper runs without AWS settings
+}

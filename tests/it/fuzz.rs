@@ -15,7 +15,10 @@ fn check(text: &str) {
         Err(SpecError::Invalid { problems, .. }) => {
             assert!(!problems.is_empty());
             // YAML also breaks lines at \r, NEL, U+2028 and U+2029.
-            let breaks = text.chars().filter(|c| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')).count();
+            let breaks = text
+                .chars()
+                .filter(|c| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}'))
+                .count();
             let lines = breaks + 2;
             for p in problems {
                 assert!(p.line >= 1 && p.line <= lines, "{p} (of {lines} lines)");

@@ -5,8 +5,10 @@
 //! `plan`/`apply` and the controllers).
 
 pub mod addons;
+pub mod apply;
 pub mod cloud;
 pub mod model;
+pub mod plan;
 pub mod render;
 pub mod spec;
 pub mod state;

@@ -3,7 +3,125 @@
 //! points every client at an emulator such as moto_server (S3 then uses
 //! path-style addressing).
 
+pub mod fake;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use aws_config::BehaviorVersion;
+
+use crate::model::{Model, Resource};
+use crate::plan::AttrChange;
+use crate::plan::attrs::Attrs;
+
+/// A resource that exists, as a cloud describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actual {
+    /// The model address it corresponds to (`type.label`), derived from its
+    /// type and name, so resources made by the Terraform target match too.
+    pub address: String,
+    /// Terraform type.
+    pub kind: String,
+    /// AWS name.
+    pub name: String,
+    /// AWS id (or ARN, or key).
+    pub id: String,
+    /// Comparable attributes (see `plan::attrs`).
+    pub attrs: Attrs,
+    /// Carries this cluster's ownership mark, so it may be deleted.
+    pub owned: bool,
+}
+
+/// Errors of a cloud call.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// A call failed after its retries.
+    #[error("{op} {address}: {message}")]
+    Call {
+        /// The API operation.
+        op: String,
+        /// The resource.
+        address: String,
+        /// The service's code and message.
+        message: String,
+    },
+    /// A reference could not be resolved to an id (its resource is missing).
+    #[error("{address} refers to {missing}, which does not exist yet")]
+    Unresolved {
+        /// The resource.
+        address: String,
+        /// The reference.
+        missing: String,
+    },
+    /// The implementation does not handle this resource type yet.
+    #[error("{0}: this resource type is not supported by the direct target yet")]
+    Unsupported(String),
+}
+
+/// Model address → AWS id, filled by discovery and by creates.
+#[derive(Debug, Clone, Default)]
+pub struct IdMap(Arc<Mutex<HashMap<String, String>>>);
+
+impl IdMap {
+    /// Records an id.
+    pub fn insert(&self, address: &str, id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(address.to_string(), id.to_string());
+    }
+
+    /// Forgets an id.
+    pub fn remove(&self, address: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(address);
+    }
+
+    /// The id of an address.
+    pub fn get(&self, address: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(address)
+            .cloned()
+    }
+
+    /// The id of `r`'s reference, or an error naming both.
+    pub fn resolve(&self, from: &str, r: &crate::model::Ref) -> Result<String, CloudError> {
+        self.get(&r.address())
+            .ok_or_else(|| CloudError::Unresolved {
+                address: from.to_string(),
+                missing: r.address(),
+            })
+    }
+}
+
+/// What plan and apply need from a cloud. Discovery is batched: one
+/// (paginated) call per resource type, filtered by the cluster's tag.
+#[async_trait::async_trait]
+pub trait Cloud: Send + Sync {
+    /// Everything of this cluster that exists.
+    async fn discover(&self, model: &Model) -> Result<Vec<Actual>, CloudError>;
+    /// Creates a resource; returns its id. Must not duplicate a resource
+    /// that a crashed earlier run already made (look it up by name first).
+    async fn create(&self, r: &Resource, ids: &IdMap) -> Result<String, CloudError>;
+    /// Changes a resource in place.
+    async fn update(
+        &self,
+        r: &Resource,
+        actual_id: &str,
+        changes: &[AttrChange],
+        ids: &IdMap,
+    ) -> Result<(), CloudError>;
+    /// Deletes a resource (only ever one that carries the ownership mark).
+    async fn delete(&self, kind: &str, address: &str, id: &str) -> Result<(), CloudError>;
+    /// API calls made so far, attempts included.
+    fn calls(&self) -> u64 {
+        0
+    }
+}
 
 /// AWS clients for one region.
 #[derive(Debug, Clone)]

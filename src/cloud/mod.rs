@@ -3,6 +3,7 @@
 //! points every client at an emulator such as moto_server (S3 then uses
 //! path-style addressing).
 
+pub mod aws;
 pub mod fake;
 
 use std::collections::HashMap;

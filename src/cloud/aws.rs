@@ -338,7 +338,11 @@ impl Cloud for AwsCloud {
                 if let Some(n) = route.nat_gateway_id() {
                     a.insert("nat_gateway".into(), addr(&by_id, n));
                 }
-                let label = format!("route-{}-{}", tf_label(&rt_name), tf_label(dest));
+                let label = format!(
+                    "route-{}-{}",
+                    tf_label(&rt_name),
+                    dest.replace('.', "-").replace('/', "--")
+                );
                 out.push(Actual {
                     address: format!("aws_route.{label}"),
                     kind: "aws_route".into(),

@@ -3,6 +3,7 @@
 
 pub mod apiserver;
 mod cli;
+mod direct;
 mod fuzz;
 mod invalid_specs;
 mod kube_conformance;

@@ -150,10 +150,10 @@ async fn editing_the_network_shows_exactly_that_change() {
     converge(&cloud, &m).await;
     let mut edited = m.clone();
     for r in &mut edited.resources {
-        if let clusterctl::model::Props::SecurityGroupRule { peer, .. } = &mut r.props {
-            if r.id.label.starts_with("ssh-") {
-                peer.cidrs.push("192.0.2.0/24".into());
-            }
+        if let clusterctl::model::Props::SecurityGroupRule { peer, .. } = &mut r.props
+            && r.id.label.starts_with("ssh-")
+        {
+            peer.cidrs.push("192.0.2.0/24".into());
         }
     }
     let plan = diff(&edited, &cloud.discover(&edited).await.unwrap(), 0);

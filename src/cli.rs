@@ -78,12 +78,42 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
-    /// Show what `apply` would change in AWS (not implemented yet).
-    Plan(Stub),
-    /// Create or update the cluster's AWS resources (not implemented yet).
-    Apply(Stub),
-    /// Delete the cluster's AWS resources (not implemented yet).
-    Destroy(Stub),
+    /// Show what `apply` would change in AWS (direct target).
+    Plan {
+        #[command(flatten)]
+        spec: SpecArg,
+        #[command(flatten)]
+        output: OutputArg,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Save the plan, with the state serial it was made against.
+        #[arg(long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Create or update the cluster's AWS resources (direct target; some
+    /// resource types are not supported yet and fail with a clear error).
+    Apply {
+        #[command(flatten)]
+        spec: SpecArg,
+        /// A plan saved by `plan --out`; refused when the state moved since.
+        plan: Option<PathBuf>,
+        /// Apply without asking (required unless a saved plan is given).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Delete the cluster's AWS resources that carry its ownership tag.
+    Destroy {
+        #[command(flatten)]
+        spec: SpecArg,
+        /// Destroy without asking (required).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Deploy a git branch as a preview environment (not implemented yet).
     Preview(Stub),
     /// Run the multi-AZ node autoscaler (not implemented yet).
@@ -111,6 +141,17 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// Options of mutating commands.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Changes made at once.
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    /// Wait up to this long for the state lock (e.g. 30s, 5m) instead of failing at once.
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
 }
 
 /// `state` subcommands.

@@ -7,6 +7,7 @@
 pub mod addons;
 pub mod apply;
 pub mod cloud;
+pub mod direct;
 pub mod model;
 pub mod plan;
 pub mod render;

@@ -29,6 +29,12 @@ enum AppError {
     /// The state store failed or is locked.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The direct target failed.
+    #[error(transparent)]
+    Direct(#[from] clusterctl::direct::DirectError),
+    /// A flag's value is unusable.
+    #[error("{0}")]
+    Usage(String),
     /// Writing to stdout failed.
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
@@ -117,6 +123,55 @@ fn print_json(v: &serde_json::Value) -> Result<(), AppError> {
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// Prints one line per finished change.
+struct Lines;
+
+impl clusterctl::apply::Progress for Lines {
+    fn done(&self, action: clusterctl::plan::Action, address: &str, result: &Result<(), String>) {
+        let verb = match action {
+            clusterctl::plan::Action::Create => "created",
+            clusterctl::plan::Action::Update => "updated",
+            clusterctl::plan::Action::Replace => "replaced",
+            clusterctl::plan::Action::Delete => "destroyed",
+        };
+        match result {
+            Ok(()) => println!("{address}: {verb}"),
+            Err(e) => println!("{address}: FAILED: {e}"),
+        }
+    }
+}
+
+fn run_direct(
+    s: &Spec,
+    m: model::Model,
+    destroy: bool,
+    saved: Option<clusterctl::plan::Plan>,
+    run: &cli::RunArgs,
+) -> Result<ExitCode, AppError> {
+    let lock_timeout = match &run.lock_timeout {
+        Some(t) => Some(std::time::Duration::from_secs(
+            clusterctl::spec::validate::parse_duration(t).ok_or_else(|| {
+                AppError::Usage(format!(
+                    "--lock-timeout {t} is not a duration such as 30s or 5m"
+                ))
+            })?,
+        )),
+        None => None,
+    };
+    runtime()?.block_on(async {
+        let target = if destroy { model::Model { resources: vec![], ..m.clone() } } else { m.clone() };
+        let d = clusterctl::direct::Direct::connect(s, m).await;
+        let op = if destroy { "destroy" } else { "apply" };
+        let (plan, serial) = d.apply(&target, saved, op, run.parallelism, lock_timeout, std::sync::Arc::new(Lines)).await?;
+        let sum = plan.summary();
+        println!(
+            "\n{} complete! Resources: {} added, {} changed, {} destroyed. State serial {serial}. ({} AWS API calls)",
+            if destroy { "Destroy" } else { "Apply" }, sum.add, sum.change, sum.destroy, clusterctl::cloud::Cloud::calls(d.cloud.as_ref())
+        );
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn not_implemented(name: &str) -> Result<ExitCode, AppError> {
@@ -311,9 +366,63 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan(_) => not_implemented("plan"),
-        Command::Apply(_) => not_implemented("apply"),
-        Command::Destroy(_) => not_implemented("destroy"),
+        Command::Plan {
+            spec,
+            output,
+            detailed_exitcode,
+            out,
+        } => {
+            let format = output.output.unwrap_or(root_format);
+            let s = Spec::load(&spec.file)?;
+            let m = model::build(&s)?;
+            runtime()?.block_on(async {
+                let d = clusterctl::direct::Direct::connect(&s, m).await;
+                let (plan, _) = d.plan().await?;
+                if let Some(path) = &out {
+                    std::fs::write(path, serde_json::to_vec_pretty(&plan)?)?;
+                }
+                if format == Format::Json {
+                    print_json(&serde_json::json!({ "plan": plan, "summary": plan.summary() }))?;
+                } else {
+                    print!("{}", plan.render());
+                    if let Some(path) = &out {
+                        println!("\nSaved the plan to {} (state serial {}). Apply it with: clusterctl apply -f {} {}", path.display(), plan.serial, spec.file.display(), path.display());
+                    } else if !plan.is_empty() {
+                        println!("\nMust specify --yes to apply changes: clusterctl apply -f {} --yes", spec.file.display());
+                    }
+                }
+                Ok(if detailed_exitcode && !plan.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+            })
+        }
+        Command::Apply {
+            spec,
+            plan,
+            yes,
+            run,
+        } => {
+            if plan.is_none() && !yes {
+                eprintln!(
+                    "Must specify --yes to apply changes (or give a plan saved with `clusterctl plan --out`)."
+                );
+                return Ok(ExitCode::from(1));
+            }
+            let saved: Option<clusterctl::plan::Plan> = match &plan {
+                Some(p) => Some(serde_json::from_slice(&std::fs::read(p)?)?),
+                None => None,
+            };
+            let s = Spec::load(&spec.file)?;
+            let m = model::build(&s)?;
+            run_direct(&s, m, false, saved, &run)
+        }
+        Command::Destroy { spec, yes, run } => {
+            if !yes {
+                eprintln!("Must specify --yes to destroy.");
+                return Ok(ExitCode::from(1));
+            }
+            let s = Spec::load(&spec.file)?;
+            let m = model::build(&s)?;
+            run_direct(&s, m, true, None, &run)
+        }
         Command::Preview(_) => not_implemented("preview"),
         Command::NodeAutoscaler(_) => not_implemented("node-autoscaler"),
         Command::QueueAutoscaler(_) => not_implemented("queue-autoscaler"),

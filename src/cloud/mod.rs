@@ -129,6 +129,8 @@ pub trait Cloud: Send + Sync {
 pub struct Clients {
     /// S3 (state store).
     pub s3: aws_sdk_s3::Client,
+    /// EC2.
+    pub ec2: aws_sdk_ec2::Client,
 }
 
 impl Clients {
@@ -145,6 +147,7 @@ impl Clients {
             .build();
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
+            ec2: aws_sdk_ec2::Client::new(&config),
         }
     }
 }

@@ -75,9 +75,6 @@ fn completions_and_help() {
 #[test]
 fn stubs_say_not_implemented() {
     for cmd in [
-        "plan",
-        "apply",
-        "destroy",
         "preview",
         "node-autoscaler",
         "queue-autoscaler",

@@ -175,3 +175,112 @@ async fn editing_the_network_shows_exactly_that_change() {
     let after = diff(&edited, &cloud.discover(&edited).await.unwrap(), 0);
     assert!(after.is_empty(), "{}", after.render());
 }
+
+fn run(moto: &Moto, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+    cmd.args(args).current_dir(root());
+    for (k, v) in moto.env() {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[tokio::test]
+async fn cli_plan_detailed_exitcode_json_and_saved_plan() {
+    let Some(moto) = Moto::start() else { return };
+    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    let out = run(
+        &moto,
+        &["plan", "-f", "examples/dev.yaml", "--detailed-exitcode"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("+ aws_vpc.dev-example-com") && text.contains("Must specify --yes"),
+        "{text}"
+    );
+    let n = clusterctl::model::build(&Spec::load(&root().join("examples/dev.yaml")).unwrap())
+        .unwrap()
+        .resources
+        .len();
+    assert!(
+        text.contains(&format!("Plan: {n} to add, 0 to change, 0 to destroy.")),
+        "{text}"
+    );
+    let json = run(&moto, &["plan", "-f", "examples/dev.yaml", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["summary"]["add"], n);
+    assert_eq!(v["plan"]["serial"], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("plan.json");
+    let out = run(
+        &moto,
+        &[
+            "plan",
+            "-f",
+            "examples/dev.yaml",
+            "--out",
+            saved.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    // The state moves on; the saved plan is refused as stale.
+    let s3 = moto.s3("us-east-1").await;
+    clusterctl::state::StateStore::new(s3, "example-clusterctl-state", "clusters/dev.example.com")
+        .bump_serial()
+        .await
+        .unwrap();
+    let stale = run(
+        &moto,
+        &["apply", "-f", "examples/dev.yaml", saved.to_str().unwrap()],
+    );
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&stale.stderr)
+            .contains("state serial 0, but the state is now at 1"),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+    let no_yes = run(&moto, &["apply", "-f", "examples/dev.yaml"]);
+    assert_eq!(no_yes.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_yes.stderr).contains("Must specify --yes"));
+}
+
+#[tokio::test]
+async fn cli_apply_refuses_while_another_run_holds_the_lock() {
+    let Some(moto) = Moto::start() else { return };
+    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    let s3 = moto.s3("us-east-1").await;
+    let store = clusterctl::state::StateStore::new(
+        s3,
+        "example-clusterctl-state",
+        "clusters/dev.example.com",
+    );
+    let held = store.lock("apply", None).await.unwrap();
+    let out = run(&moto, &["apply", "-f", "examples/dev.yaml", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&held.info.id) && err.contains(&held.info.who),
+        "{err}"
+    );
+    // Nothing was created while locked.
+    let ec2 = ec2(&moto).await;
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:KubernetesCluster")
+                .values("dev.example.com")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(vpcs.vpcs().is_empty());
+}

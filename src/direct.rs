@@ -1,0 +1,142 @@
+//! The direct target end to end: connect to AWS and the state store, plan
+//! against what exists, and apply or destroy under the state lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::apply::{ApplyError, Progress, apply};
+use crate::cloud::aws::AwsCloud;
+use crate::cloud::{Cloud, CloudError, IdMap};
+use crate::model::{Model, state_location};
+use crate::plan::{Plan, diff};
+use crate::spec::Spec;
+use crate::state::{StateError, StateStore};
+
+/// Errors of the direct target.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectError {
+    /// The state store failed or is locked.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Finding what exists failed.
+    #[error("finding existing resources: {0}")]
+    Discover(#[source] CloudError),
+    /// Some changes failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// The saved plan was made against an older state.
+    #[error(
+        "the saved plan was made against state serial {plan}, but the state is now at {current}; run plan again"
+    )]
+    StalePlan {
+        /// The plan's serial.
+        plan: u64,
+        /// The store's serial.
+        current: u64,
+    },
+    /// The saved plan is for another cluster.
+    #[error("the saved plan is for cluster {plan}, not {spec}")]
+    WrongCluster {
+        /// In the plan.
+        plan: String,
+        /// In the spec.
+        spec: String,
+    },
+}
+
+/// A connected direct target for one spec.
+pub struct Direct {
+    /// The model.
+    pub model: Model,
+    /// The state store.
+    pub store: StateStore,
+    /// The cloud.
+    pub cloud: Arc<AwsCloud>,
+}
+
+impl Direct {
+    /// Connects with the standard AWS configuration (AWS_ENDPOINT_URL for an emulator).
+    pub async fn connect(spec: &Spec, model: Model) -> Direct {
+        let clients = crate::cloud::Clients::load(&spec.cluster.spec.region).await;
+        let (bucket, prefix) =
+            state_location(&spec.cluster.spec.state_store, &spec.cluster.metadata.name);
+        Direct {
+            store: StateStore::new(clients.s3, &bucket, &prefix),
+            cloud: Arc::new(AwsCloud::new(clients.ec2, &model.cluster_name)),
+            model,
+        }
+    }
+
+    /// Plans `target` (the model, or an empty model for destroy) against what exists.
+    pub async fn plan_for(&self, target: &Model) -> Result<(Plan, IdMap), DirectError> {
+        self.store.check_version().await?;
+        let serial = self.store.serial().await?;
+        let actual = self
+            .cloud
+            .discover(&self.model)
+            .await
+            .map_err(DirectError::Discover)?;
+        let ids = IdMap::default();
+        for a in &actual {
+            ids.insert(&a.address, &a.id);
+        }
+        Ok((diff(target, &actual, serial), ids))
+    }
+
+    /// Plans the model.
+    pub async fn plan(&self) -> Result<(Plan, IdMap), DirectError> {
+        self.plan_for(&self.model).await
+    }
+
+    /// Applies a plan (made now, or saved) under the lock; returns the new serial.
+    pub async fn apply(
+        &self,
+        target: &Model,
+        saved: Option<Plan>,
+        operation: &str,
+        parallelism: usize,
+        lock_timeout: Option<Duration>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(Plan, u64), DirectError> {
+        let lock = self.store.lock(operation, lock_timeout).await?;
+        let result = self
+            .apply_locked(target, saved, parallelism, progress)
+            .await;
+        let unlocked = self.store.unlock(&lock).await;
+        let out = result?;
+        unlocked?;
+        Ok(out)
+    }
+
+    async fn apply_locked(
+        &self,
+        target: &Model,
+        saved: Option<Plan>,
+        parallelism: usize,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(Plan, u64), DirectError> {
+        let (fresh, ids) = self.plan_for(target).await?;
+        let plan = match saved {
+            Some(p) => {
+                if p.cluster != target.cluster_name {
+                    return Err(DirectError::WrongCluster {
+                        plan: p.cluster,
+                        spec: target.cluster_name.clone(),
+                    });
+                }
+                if p.serial != fresh.serial {
+                    return Err(DirectError::StalePlan {
+                        plan: p.serial,
+                        current: fresh.serial,
+                    });
+                }
+                p
+            }
+            None => fresh,
+        };
+        let cloud: Arc<dyn Cloud> = self.cloud.clone();
+        apply(cloud, target, &plan, &ids, parallelism, progress).await?;
+        let serial = self.store.bump_serial().await?;
+        Ok((plan, serial))
+    }
+}

@@ -61,8 +61,13 @@ impl Direct {
         let (bucket, prefix) =
             state_location(&spec.cluster.spec.state_store, &spec.cluster.metadata.name);
         Direct {
+            cloud: Arc::new(AwsCloud::new(
+                &clients,
+                &model.cluster_name,
+                &bucket,
+                &prefix,
+            )),
             store: StateStore::new(clients.s3, &bucket, &prefix),
-            cloud: Arc::new(AwsCloud::new(clients.ec2, &model.cluster_name)),
             model,
         }
     }

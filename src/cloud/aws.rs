@@ -25,7 +25,11 @@ use crate::plan::attrs::{Attrs, list, tags as tag_attrs};
 #[derive(Debug)]
 pub struct AwsCloud {
     ec2: aws_sdk_ec2::Client,
+    s3: aws_sdk_s3::Client,
+    iam: aws_sdk_iam::Client,
     cluster: String,
+    bucket: String,
+    prefix: String,
     calls: AtomicU64,
 }
 
@@ -92,13 +96,236 @@ impl Names {
 }
 
 impl AwsCloud {
-    /// A cloud for `cluster` over these clients.
-    pub fn new(ec2: aws_sdk_ec2::Client, cluster: &str) -> AwsCloud {
+    /// A cloud for `cluster` over these clients, with its state objects at
+    /// `s3://bucket/prefix/`.
+    pub fn new(clients: &super::Clients, cluster: &str, bucket: &str, prefix: &str) -> AwsCloud {
         AwsCloud {
-            ec2,
+            ec2: clients.ec2.clone(),
+            s3: clients.s3.clone(),
+            iam: clients.iam.clone(),
             cluster: cluster.to_string(),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
             calls: AtomicU64::new(0),
         }
+    }
+
+    /// The state objects the model manages (not lock, serial, pki/, secrets/).
+    async fn discover_objects(&self, names: &Names) -> Result<Vec<Actual>, CloudError> {
+        let wanted: std::collections::HashSet<String> = names
+            .0
+            .keys()
+            .filter(|(k, _)| k == "aws_s3_object")
+            .map(|(_, n)| n.clone())
+            .collect();
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        let prefix = format!("{}/", self.prefix);
+        loop {
+            self.call();
+            let r = match self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_bucket()) => {
+                    return Ok(out);
+                }
+                Err(e) => return Err(err("ListObjectsV2", "aws_s3_object", e)),
+            };
+            for o in r.contents() {
+                let Some(key) = o.key() else { continue };
+                let rel = key.trim_start_matches(&prefix);
+                let managed = wanted.contains(key)
+                    || ["config", "cluster-completed.spec", "clusterctl-version"].contains(&rel)
+                    || rel.starts_with("instancegroup/")
+                    || rel.starts_with("addons/");
+                if !managed {
+                    continue;
+                }
+                let mut a = Attrs::new();
+                a.insert("bucket".into(), self.bucket.clone());
+                a.insert("key".into(), key.into());
+                a.insert(
+                    "content".into(),
+                    format!("md5:{}", o.e_tag().unwrap_or_default().trim_matches('"')),
+                );
+                out.push(Actual {
+                    address: format!("aws_s3_object.{}", tf_label(key)),
+                    kind: "aws_s3_object".into(),
+                    name: key.into(),
+                    id: key.into(),
+                    attrs: a,
+                    owned: true,
+                });
+            }
+            match r.next_continuation_token() {
+                Some(t) if r.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Roles, their inline policies and instance profiles, found by the
+    /// cluster's name suffix (IAM names are account-wide); ownership from tags.
+    async fn discover_iam(
+        &self,
+        model: &Model,
+        by_id: &mut HashMap<String, String>,
+    ) -> Result<Vec<Actual>, CloudError> {
+        let mut out = Vec::new();
+        let owner = ownership_tag(&self.cluster);
+        let suffix = format!(".{}", self.cluster);
+        let wanted = |n: &str| {
+            n.ends_with(&suffix)
+                || model
+                    .resources
+                    .iter()
+                    .any(|m| m.id.kind == "aws_iam_role" && m.name == n)
+        };
+        let mut marker: Option<String> = None;
+        let mut roles = Vec::new();
+        loop {
+            self.call();
+            let r = self
+                .iam
+                .list_roles()
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| err("ListRoles", "aws_iam_role", e))?;
+            roles.extend(r.roles().iter().filter(|x| wanted(x.role_name())).cloned());
+            match r.marker() {
+                Some(m) if r.is_truncated() => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+        for role in roles {
+            let name = role.role_name().to_string();
+            self.call();
+            let tags = self
+                .iam
+                .list_role_tags()
+                .role_name(&name)
+                .send()
+                .await
+                .map_err(|e| err("ListRoleTags", &name, e))?;
+            let tags: std::collections::BTreeMap<String, String> = tags
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            let owned = tags.get(&owner).is_some_and(|v| v == "owned");
+            let doc = role
+                .assume_role_policy_document()
+                .map(percent_decode)
+                .unwrap_or_default();
+            let mut a = Attrs::new();
+            a.insert("name".into(), name.clone());
+            a.insert(
+                "assume_role_policy".into(),
+                crate::plan::attrs::canonical_json(&doc),
+            );
+            tag_attrs(&mut a, "tags", &tags);
+            let address = format!("aws_iam_role.{}", tf_label(&name));
+            by_id.insert(name.clone(), address.clone());
+            out.push(Actual {
+                address: address.clone(),
+                kind: "aws_iam_role".into(),
+                name: name.clone(),
+                id: name.clone(),
+                attrs: a,
+                owned,
+            });
+            self.call();
+            let pols = self
+                .iam
+                .list_role_policies()
+                .role_name(&name)
+                .send()
+                .await
+                .map_err(|e| err("ListRolePolicies", &name, e))?;
+            for p in pols.policy_names() {
+                self.call();
+                let got = self
+                    .iam
+                    .get_role_policy()
+                    .role_name(&name)
+                    .policy_name(p)
+                    .send()
+                    .await
+                    .map_err(|e| err("GetRolePolicy", p, e))?;
+                let mut a = Attrs::new();
+                a.insert("name".into(), p.clone());
+                a.insert("role".into(), address.clone());
+                a.insert(
+                    "policy".into(),
+                    crate::plan::attrs::canonical_json(&percent_decode(got.policy_document())),
+                );
+                out.push(Actual {
+                    address: format!("aws_iam_role_policy.{}", tf_label(p)),
+                    kind: "aws_iam_role_policy".into(),
+                    name: p.clone(),
+                    id: format!("{name}|{p}"),
+                    attrs: a,
+                    owned,
+                });
+            }
+        }
+        let mut marker: Option<String> = None;
+        loop {
+            self.call();
+            let r = self
+                .iam
+                .list_instance_profiles()
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| err("ListInstanceProfiles", "aws_iam_instance_profile", e))?;
+            for p in r.instance_profiles() {
+                let name = p.instance_profile_name();
+                if !name.ends_with(&suffix) {
+                    continue;
+                }
+                let mut a = Attrs::new();
+                a.insert("name".into(), name.into());
+                if let Some(role) = p.roles().first() {
+                    a.insert(
+                        "role".into(),
+                        by_id
+                            .get(role.role_name())
+                            .cloned()
+                            .unwrap_or_else(|| role.role_name().to_string()),
+                    );
+                }
+                // moto lists no profile tags: the model's tags are taken as they are.
+                if let Some(m) = model
+                    .resources
+                    .iter()
+                    .find(|m| m.id.kind == "aws_iam_instance_profile" && m.name == name)
+                {
+                    tag_attrs(&mut a, "tags", &m.tags);
+                }
+                out.push(Actual {
+                    address: format!("aws_iam_instance_profile.{}", tf_label(name)),
+                    kind: "aws_iam_instance_profile".into(),
+                    name: name.into(),
+                    id: name.into(),
+                    attrs: a,
+                    owned: true,
+                });
+            }
+            match r.marker() {
+                Some(m) if r.is_truncated() => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     fn call(&self) {
@@ -434,6 +661,8 @@ impl Cloud for AwsCloud {
                 &sg_ids,
             ));
         }
+        out.extend(self.discover_iam(model, &mut by_id).await?);
+        out.extend(self.discover_objects(&names).await?);
         Ok(out)
     }
 
@@ -711,6 +940,101 @@ impl Cloud for AwsCloud {
                     Err((_, e)) => Err(e),
                 }
             }
+            Props::IamRole { assume_role_policy } => {
+                let tags: Vec<aws_sdk_iam::types::Tag> = r
+                    .tags
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                match self
+                    .iam
+                    .create_role()
+                    .role_name(&r.name)
+                    .assume_role_policy_document(assume_role_policy)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(r.name.clone()),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_entity_already_exists_exception()) =>
+                    {
+                        Ok(r.name.clone())
+                    }
+                    Err(e) => Err(err("CreateRole", a, e)),
+                }
+            }
+            Props::IamRolePolicy { role, policy } => {
+                let role_name = ids.resolve(a, role)?;
+                self.iam
+                    .put_role_policy()
+                    .role_name(&role_name)
+                    .policy_name(&r.name)
+                    .policy_document(policy)
+                    .send()
+                    .await
+                    .map_err(|e| err("PutRolePolicy", a, e))?;
+                Ok(format!("{role_name}|{}", r.name))
+            }
+            Props::IamInstanceProfile { role } => {
+                let role_name = ids.resolve(a, role)?;
+                match self
+                    .iam
+                    .create_instance_profile()
+                    .instance_profile_name(&r.name)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_entity_already_exists_exception()) => {}
+                    Err(e) => return Err(err("CreateInstanceProfile", a, e)),
+                }
+                self.call();
+                match self
+                    .iam
+                    .add_role_to_instance_profile()
+                    .instance_profile_name(&r.name)
+                    .role_name(&role_name)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(r.name.clone()),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_limit_exceeded_exception()) =>
+                    {
+                        Ok(r.name.clone())
+                    }
+                    Err(e) => Err(err("AddRoleToInstanceProfile", a, e)),
+                }
+            }
+            Props::S3Object {
+                bucket,
+                key,
+                content,
+                ..
+            } => {
+                self.s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(aws_sdk_s3::primitives::ByteStream::from(
+                        content.clone().into_bytes(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| err("PutObject", a, e))?;
+                Ok(key.clone())
+            }
             _ => Err(CloudError::Unsupported(address)),
         }
     }
@@ -720,9 +1044,60 @@ impl Cloud for AwsCloud {
         r: &Resource,
         actual_id: &str,
         changes: &[AttrChange],
-        _ids: &IdMap,
+        ids: &IdMap,
     ) -> Result<(), CloudError> {
         let address = r.id.address();
+        match &r.props {
+            Props::S3Object { .. } | Props::IamRolePolicy { .. } => {
+                // Writing again is the update.
+                self.create(r, ids).await?;
+                return Ok(());
+            }
+            Props::IamRole { assume_role_policy } => {
+                for c in changes {
+                    self.call();
+                    if c.attr == "assume_role_policy" {
+                        self.iam
+                            .update_assume_role_policy()
+                            .role_name(actual_id)
+                            .policy_document(assume_role_policy)
+                            .send()
+                            .await
+                            .map_err(|e| err("UpdateAssumeRolePolicy", &address, e))?;
+                    } else if let Some(key) = c.attr.strip_prefix("tags.") {
+                        match &c.new {
+                            Some(v) => {
+                                let tag = aws_sdk_iam::types::Tag::builder()
+                                    .key(key)
+                                    .value(v)
+                                    .build()
+                                    .map_err(|e| err("TagRole", &address, e))?;
+                                self.iam
+                                    .tag_role()
+                                    .role_name(actual_id)
+                                    .tags(tag)
+                                    .send()
+                                    .await
+                                    .map_err(|e| err("TagRole", &address, e))?;
+                            }
+                            None => {
+                                self.iam
+                                    .untag_role()
+                                    .role_name(actual_id)
+                                    .tag_keys(key)
+                                    .send()
+                                    .await
+                                    .map_err(|e| err("UntagRole", &address, e))?;
+                            }
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            // moto lists no instance-profile tags; nothing else can differ in place.
+            Props::IamInstanceProfile { .. } => return Ok(()),
+            _ => {}
+        }
         let tag_changes: Vec<&AttrChange> = changes
             .iter()
             .filter(|c| c.attr.starts_with("tags."))
@@ -952,6 +1327,71 @@ impl Cloud for AwsCloud {
                         .map_err(|e| err("RevokeSecurityGroupIngress", address, e))
                 }
             }
+            "aws_s3_object" => self
+                .s3
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err("DeleteObject", address, e)),
+            "aws_iam_role_policy" => {
+                let (role, name) = id.split_once('|').unwrap_or((id, id));
+                self.iam
+                    .delete_role_policy()
+                    .role_name(role)
+                    .policy_name(name)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| err("DeleteRolePolicy", address, e))
+            }
+            "aws_iam_instance_profile" => {
+                let p = self
+                    .iam
+                    .get_instance_profile()
+                    .instance_profile_name(id)
+                    .send()
+                    .await
+                    .map_err(|e| err("GetInstanceProfile", address, e))?;
+                let roles: Vec<String> = p
+                    .instance_profile()
+                    .map(|x| {
+                        x.roles()
+                            .iter()
+                            .map(|r| r.role_name().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for role in roles {
+                    self.call();
+                    self.iam
+                        .remove_role_from_instance_profile()
+                        .instance_profile_name(id)
+                        .role_name(role)
+                        .send()
+                        .await
+                        .map_err(|e| err("RemoveRoleFromInstanceProfile", address, e))?;
+                }
+                self.call();
+                self.iam
+                    .delete_instance_profile()
+                    .instance_profile_name(id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| err("DeleteInstanceProfile", address, e))
+            }
+            // Profiles and inline policies rank higher, so they are gone first.
+            "aws_iam_role" => self
+                .iam
+                .delete_role()
+                .role_name(id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err("DeleteRole", address, e)),
             other => Err(CloudError::Unsupported(format!("{other} {address}"))),
         }
     }
@@ -1088,4 +1528,44 @@ fn match_rules(
         });
     }
     out
+}
+
+/// IAM returns policy documents URL-encoded.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn decodes_iam_documents() {
+        assert_eq!(percent_decode("%7B%22a%22%3A1%7D"), "{\"a\":1}");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%é"), "%é");
+    }
 }

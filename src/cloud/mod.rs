@@ -131,6 +131,8 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     /// EC2.
     pub ec2: aws_sdk_ec2::Client,
+    /// IAM.
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl Clients {
@@ -142,12 +144,18 @@ impl Clients {
             .load()
             .await;
         let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let s3 = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(custom_endpoint)
+        Clients::from_sdk(&config, custom_endpoint)
+    }
+
+    /// Clients from an SDK configuration; `path_style` for S3 emulators.
+    pub fn from_sdk(config: &aws_config::SdkConfig, path_style: bool) -> Clients {
+        let s3 = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
             .build();
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
-            ec2: aws_sdk_ec2::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
         }
     }
 }

@@ -27,6 +27,7 @@ pub struct AwsCloud {
     ec2: aws_sdk_ec2::Client,
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
+    autoscaling: aws_sdk_autoscaling::Client,
     cluster: String,
     bucket: String,
     prefix: String,
@@ -103,6 +104,7 @@ impl AwsCloud {
             ec2: clients.ec2.clone(),
             s3: clients.s3.clone(),
             iam: clients.iam.clone(),
+            autoscaling: clients.autoscaling.clone(),
             cluster: cluster.to_string(),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -663,6 +665,13 @@ impl Cloud for AwsCloud {
         }
         out.extend(self.discover_iam(model, &mut by_id).await?);
         out.extend(self.discover_objects(&names).await?);
+        let count = || self.call();
+        out.extend(
+            super::compute::discover_lts(&self.ec2, &self.cluster, &mut by_id, &count).await?,
+        );
+        out.extend(
+            super::compute::discover_asgs(&self.autoscaling, &self.cluster, &by_id, &count).await?,
+        );
         Ok(out)
     }
 
@@ -1017,6 +1026,118 @@ impl Cloud for AwsCloud {
                     Err(e) => Err(err("AddRoleToInstanceProfile", a, e)),
                 }
             }
+            Props::LaunchTemplate {
+                instance_profile,
+                security_groups,
+                ..
+            } => {
+                let profile = ids.resolve(a, instance_profile)?;
+                let sgs = security_groups
+                    .iter()
+                    .map(|g| ids.resolve(a, g))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let data = super::compute::lt_data(r, &profile, sgs)?;
+                let tags: Vec<Tag> = r
+                    .tags
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect();
+                let spec = TagSpecification::builder()
+                    .resource_type(ResourceType::LaunchTemplate)
+                    .set_tags(Some(tags))
+                    .build();
+                match self
+                    .ec2
+                    .create_launch_template()
+                    .launch_template_name(&r.name)
+                    .launch_template_data(data)
+                    .tag_specifications(spec)
+                    .send()
+                    .await
+                {
+                    Ok(o) => Ok(o
+                        .launch_template()
+                        .and_then(|l| l.launch_template_id())
+                        .unwrap_or_default()
+                        .to_string()),
+                    // A crashed run made it already: use it.
+                    Err(e)
+                        if aws_sdk_ec2::error::ProvideErrorMetadata::code(&e)
+                            .is_some_and(|c| c.contains("AlreadyExists")) =>
+                    {
+                        self.call();
+                        let got = self
+                            .ec2
+                            .describe_launch_templates()
+                            .launch_template_names(&r.name)
+                            .send()
+                            .await
+                            .map_err(|e| err("DescribeLaunchTemplates", a, e))?;
+                        Ok(got
+                            .launch_templates()
+                            .first()
+                            .and_then(|l| l.launch_template_id())
+                            .unwrap_or_default()
+                            .to_string())
+                    }
+                    Err(e) => Err(err("CreateLaunchTemplate", a, e)),
+                }
+            }
+            Props::AutoscalingGroup {
+                launch_template,
+                subnets,
+                min_size,
+                max_size,
+                target_groups,
+                ..
+            } => {
+                // moto (and a crashed run) may leave a group by this name: never overwrite it.
+                self.call();
+                let existing = self
+                    .autoscaling
+                    .describe_auto_scaling_groups()
+                    .auto_scaling_group_names(&r.name)
+                    .send()
+                    .await
+                    .map_err(|e| err("DescribeAutoScalingGroups", a, e))?;
+                if !existing.auto_scaling_groups().is_empty() {
+                    return Ok(r.name.clone());
+                }
+                let lt_id = ids.resolve(a, launch_template)?;
+                let subnet_ids = subnets
+                    .iter()
+                    .map(|x| ids.resolve(a, x))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let tgs = target_groups
+                    .iter()
+                    .map(|x| ids.resolve(a, x))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut req = self
+                    .autoscaling
+                    .create_auto_scaling_group()
+                    .auto_scaling_group_name(&r.name)
+                    .min_size(*min_size as i32)
+                    .max_size(*max_size as i32)
+                    .vpc_zone_identifier(subnet_ids.join(","))
+                    .set_tags(Some(super::compute::asg_tags(r)));
+                if !tgs.is_empty() {
+                    req = req.set_target_group_arns(Some(tgs));
+                }
+                req = match super::compute::mixed_policy(r, &lt_id) {
+                    Some(m) => req.mixed_instances_policy(m),
+                    None => req.launch_template(
+                        aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                            .launch_template_id(&lt_id)
+                            .version("$Latest")
+                            .build(),
+                    ),
+                };
+                self.call();
+                req.send()
+                    .await
+                    .map_err(|e| err("CreateAutoScalingGroup", a, e))?;
+                Ok(r.name.clone())
+            }
             Props::S3Object {
                 bucket,
                 key,
@@ -1096,6 +1217,133 @@ impl Cloud for AwsCloud {
             }
             // moto lists no instance-profile tags; nothing else can differ in place.
             Props::IamInstanceProfile { .. } => return Ok(()),
+            Props::LaunchTemplate {
+                instance_profile,
+                security_groups,
+                ..
+            } if changes.iter().any(|c| !c.attr.starts_with("tags.")) => {
+                let profile = ids.resolve(&address, instance_profile)?;
+                let sgs = security_groups
+                    .iter()
+                    .map(|g| ids.resolve(&address, g))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let data = super::compute::lt_data(r, &profile, sgs)?;
+                self.call();
+                let v = self
+                    .ec2
+                    .create_launch_template_version()
+                    .launch_template_id(actual_id)
+                    .launch_template_data(data)
+                    .send()
+                    .await
+                    .map_err(|e| err("CreateLaunchTemplateVersion", &address, e))?;
+                let n = v
+                    .launch_template_version()
+                    .and_then(|x| x.version_number())
+                    .unwrap_or(1);
+                self.call();
+                self.ec2
+                    .modify_launch_template()
+                    .launch_template_id(actual_id)
+                    .default_version(n.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| err("ModifyLaunchTemplate", &address, e))?;
+                let set: Vec<Tag> = changes
+                    .iter()
+                    .filter_map(|c| {
+                        Some(
+                            Tag::builder()
+                                .key(c.attr.strip_prefix("tags.")?)
+                                .value(c.new.as_ref()?)
+                                .build(),
+                        )
+                    })
+                    .collect();
+                if !set.is_empty() {
+                    self.call();
+                    self.ec2
+                        .create_tags()
+                        .resources(actual_id)
+                        .set_tags(Some(set))
+                        .send()
+                        .await
+                        .map_err(|e| err("CreateTags", &address, e))?;
+                }
+                return Ok(());
+            }
+            Props::AutoscalingGroup {
+                launch_template,
+                subnets,
+                min_size,
+                max_size,
+                ..
+            } => {
+                let lt_id = ids.resolve(&address, launch_template)?;
+                let subnet_ids = subnets
+                    .iter()
+                    .map(|x| ids.resolve(&address, x))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut req = self
+                    .autoscaling
+                    .update_auto_scaling_group()
+                    .auto_scaling_group_name(actual_id)
+                    .min_size(*min_size as i32)
+                    .max_size(*max_size as i32)
+                    .vpc_zone_identifier(subnet_ids.join(","));
+                req = match super::compute::mixed_policy(r, &lt_id) {
+                    Some(m) => req.mixed_instances_policy(m),
+                    None => req.launch_template(
+                        aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                            .launch_template_id(&lt_id)
+                            .version("$Latest")
+                            .build(),
+                    ),
+                };
+                self.call();
+                req.send()
+                    .await
+                    .map_err(|e| err("UpdateAutoScalingGroup", &address, e))?;
+                let set: Vec<_> = super::compute::asg_tags(r)
+                    .into_iter()
+                    .filter(|t| {
+                        changes
+                            .iter()
+                            .any(|c| t.key().is_some_and(|k| c.attr == format!("tags.{k}")))
+                    })
+                    .collect();
+                if !set.is_empty() {
+                    self.call();
+                    self.autoscaling
+                        .create_or_update_tags()
+                        .set_tags(Some(set))
+                        .send()
+                        .await
+                        .map_err(|e| err("CreateOrUpdateTags", &address, e))?;
+                }
+                let unset: Vec<_> = changes
+                    .iter()
+                    .filter(|c| c.new.is_none())
+                    .filter_map(|c| c.attr.strip_prefix("tags."))
+                    .map(|k| {
+                        aws_sdk_autoscaling::types::Tag::builder()
+                            .key(k)
+                            .resource_id(actual_id)
+                            .resource_type("auto-scaling-group")
+                            .build()
+                    })
+                    .collect();
+                if !unset.is_empty() {
+                    self.call();
+                    self.autoscaling
+                        .delete_tags()
+                        .set_tags(Some(unset))
+                        .send()
+                        .await
+                        .map_err(|e| err("DeleteTags", &address, e))?;
+                }
+                return Ok(());
+            }
             _ => {}
         }
         let tag_changes: Vec<&AttrChange> = changes
@@ -1327,6 +1575,23 @@ impl Cloud for AwsCloud {
                         .map_err(|e| err("RevokeSecurityGroupIngress", address, e))
                 }
             }
+            "aws_launch_template" => self
+                .ec2
+                .delete_launch_template()
+                .launch_template_id(id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err("DeleteLaunchTemplate", address, e)),
+            "aws_autoscaling_group" => self
+                .autoscaling
+                .delete_auto_scaling_group()
+                .auto_scaling_group_name(id)
+                .force_delete(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err("DeleteAutoScalingGroup", address, e)),
             "aws_s3_object" => self
                 .s3
                 .delete_object()

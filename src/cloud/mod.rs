@@ -4,6 +4,7 @@
 //! path-style addressing).
 
 pub mod aws;
+mod compute;
 pub mod fake;
 
 use std::collections::HashMap;
@@ -133,6 +134,8 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     /// IAM.
     pub iam: aws_sdk_iam::Client,
+    /// Auto Scaling.
+    pub autoscaling: aws_sdk_autoscaling::Client,
 }
 
 impl Clients {
@@ -156,6 +159,7 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
             ec2: aws_sdk_ec2::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
+            autoscaling: aws_sdk_autoscaling::Client::new(config),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct AwsCloud {
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
     autoscaling: aws_sdk_autoscaling::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    route53: aws_sdk_route53::Client,
     cluster: String,
     bucket: String,
     prefix: String,
@@ -105,6 +107,8 @@ impl AwsCloud {
             s3: clients.s3.clone(),
             iam: clients.iam.clone(),
             autoscaling: clients.autoscaling.clone(),
+            elb: clients.elb.clone(),
+            route53: clients.route53.clone(),
             cluster: cluster.to_string(),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -328,6 +332,15 @@ impl AwsCloud {
             }
         }
         Ok(out)
+    }
+
+    fn edge<'a>(&'a self, calls: &'a (dyn Fn() + Sync)) -> super::edge::Edge<'a> {
+        super::edge::Edge {
+            elb: &self.elb,
+            r53: &self.route53,
+            cluster: &self.cluster,
+            calls,
+        }
     }
 
     fn call(&self) {
@@ -669,6 +682,7 @@ impl Cloud for AwsCloud {
         out.extend(
             super::compute::discover_lts(&self.ec2, &self.cluster, &mut by_id, &count).await?,
         );
+        out.extend(super::edge::discover(&self.edge(&count), model, &mut by_id).await?);
         out.extend(
             super::compute::discover_asgs(&self.autoscaling, &self.cluster, &by_id, &count).await?,
         );
@@ -1156,7 +1170,7 @@ impl Cloud for AwsCloud {
                     .map_err(|e| err("PutObject", a, e))?;
                 Ok(key.clone())
             }
-            _ => Err(CloudError::Unsupported(address)),
+            _ => super::edge::create(&self.edge(&|| self.call()), r, ids).await,
         }
     }
 
@@ -1168,6 +1182,11 @@ impl Cloud for AwsCloud {
         ids: &IdMap,
     ) -> Result<(), CloudError> {
         let address = r.id.address();
+        if let Some(res) =
+            super::edge::update(&self.edge(&|| self.call()), r, actual_id, changes, ids).await
+        {
+            return res;
+        }
         match &r.props {
             Props::S3Object { .. } | Props::IamRolePolicy { .. } => {
                 // Writing again is the update.
@@ -1657,7 +1676,12 @@ impl Cloud for AwsCloud {
                 .await
                 .map(|_| ())
                 .map_err(|e| err("DeleteRole", address, e)),
-            other => Err(CloudError::Unsupported(format!("{other} {address}"))),
+            other => {
+                match super::edge::delete(&self.edge(&|| self.call()), other, address, id).await {
+                    Some(res) => res,
+                    None => Err(CloudError::Unsupported(format!("{other} {address}"))),
+                }
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod aws;
 mod compute;
+mod edge;
 pub mod fake;
 
 use std::collections::HashMap;
@@ -136,6 +137,10 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     /// Auto Scaling.
     pub autoscaling: aws_sdk_autoscaling::Client,
+    /// Elastic Load Balancing v2.
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// Route53.
+    pub route53: aws_sdk_route53::Client,
 }
 
 impl Clients {
@@ -160,6 +165,8 @@ impl Clients {
             ec2: aws_sdk_ec2::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             autoscaling: aws_sdk_autoscaling::Client::new(config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            route53: aws_sdk_route53::Client::new(config),
         }
     }
 }

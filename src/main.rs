@@ -382,7 +382,11 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     std::fs::write(path, serde_json::to_vec_pretty(&plan)?)?;
                 }
                 if format == Format::Json {
-                    print_json(&serde_json::json!({ "plan": plan, "summary": plan.summary() }))?;
+print_json(&serde_json::json!({
+                        "plan": plan,
+                        "summary": plan.summary(),
+                        "apiCalls": clusterctl::cloud::Cloud::calls(d.cloud.as_ref()),
+                    }))?;
                 } else {
                     print!("{}", plan.render());
                     if let Some(path) = &out {

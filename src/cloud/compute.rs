@@ -228,36 +228,59 @@ pub(crate) async fn discover_lts(
     by_id: &mut HashMap<String, String>,
     calls: &(dyn Fn() + Sync),
 ) -> Result<Vec<Actual>, CloudError> {
-    calls();
-    let lts = ec2c
-        .describe_launch_templates()
-        .filters(
-            ec2::Filter::builder()
-                .name(format!("tag:{TAG_CLUSTER}"))
-                .values(cluster)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| err("DescribeLaunchTemplates", "aws_launch_template", e))?;
-    // The default versions of all launch templates in one call (AWS allows
-    // $Default without a template id); templates it misses are read one by one.
-    calls();
+    // Paginated: AWS (and moto) return at most a page of templates per call.
+    let mut templates: Vec<ec2::LaunchTemplate> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        calls();
+        let page = ec2c
+            .describe_launch_templates()
+            // Explicit page size: moto stops at 15 without a NextToken otherwise.
+            .max_results(200)
+            .filters(
+                ec2::Filter::builder()
+                    .name(format!("tag:{TAG_CLUSTER}"))
+                    .values(cluster)
+                    .build(),
+            )
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| err("DescribeLaunchTemplates", "aws_launch_template", e))?;
+        templates.extend(page.launch_templates().iter().cloned());
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    // The default versions of all launch templates (AWS allows $Default
+    // without a template id), paginated; templates it misses are read one by one.
     let mut defaults: HashMap<String, ec2::ResponseLaunchTemplateData> = HashMap::new();
-    if let Ok(v) = ec2c
-        .describe_launch_template_versions()
-        .versions("$Default")
-        .send()
-        .await
-    {
+    let mut token: Option<String> = None;
+    loop {
+        calls();
+        let Ok(v) = ec2c
+            .describe_launch_template_versions()
+            .versions("$Default")
+            .max_results(200)
+            .set_next_token(token.clone())
+            .send()
+            .await
+        else {
+            break;
+        };
         for ver in v.launch_template_versions() {
             if let (Some(id), Some(d)) = (ver.launch_template_id(), ver.launch_template_data()) {
                 defaults.insert(id.to_string(), d.clone());
             }
         }
+        match v.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
     }
     let mut out = Vec::new();
-    for lt in lts.launch_templates() {
+    for lt in &templates {
         let (Some(id), Some(name)) = (lt.launch_template_id(), lt.launch_template_name()) else {
             continue;
         };

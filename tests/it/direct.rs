@@ -435,3 +435,19 @@ async fn full_ha_lifecycle_against_moto() {
         left.iter().map(|a| &a.address).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn large_example_converges_and_discovery_does_not_grow_with_groups() {
+    let Some(moto) = Moto::start() else { return };
+    hosted_zone(&moto, "us-west-2", "example.com").await;
+    let cloud = Arc::new(cloud(&moto, "us-west-2", "large.example.com").await);
+    let spec = Spec::load(&root().join("examples/large.yaml")).unwrap();
+    let m = clusterctl::model::build(&spec).unwrap();
+    converge(&cloud, &m).await;
+    let before = cloud.calls();
+    let again = diff(&m, &cloud.discover(&m).await.unwrap(), 0);
+    let calls = cloud.calls() - before;
+    assert!(again.is_empty(), "{}", again.render());
+    // 43 groups, 120 ASGs, 43 launch templates: the same ≤ 30 calls as ha.yaml.
+    assert!(calls <= 30, "{calls} discovery calls for large.yaml");
+}

@@ -451,3 +451,52 @@ async fn large_example_converges_and_discovery_does_not_grow_with_groups() {
     // 43 groups, 120 ASGs, 43 launch templates: the same ≤ 30 calls as ha.yaml.
     assert!(calls <= 30, "{calls} discovery calls for large.yaml");
 }
+
+#[tokio::test]
+async fn two_concurrent_applies_exactly_one_proceeds() {
+    let Some(moto) = Moto::start() else { return };
+    hosted_zone(&moto, "eu-west-1", "example.com").await;
+    moto.bucket("eu-west-1", "example-clusterctl-state").await;
+    let spawn = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+        cmd.args(["apply", "-f", "examples/ha.yaml", "--yes"])
+            .current_dir(root());
+        for (k, v) in moto.env() {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let ok = [&a, &b].iter().filter(|o| o.status.success()).count();
+    assert_eq!(
+        ok,
+        1,
+        "exactly one apply proceeds:\n{}\n{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let loser = if a.status.success() { &b } else { &a };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(
+        err.contains("the state is locked by") && err.contains("operation apply"),
+        "{err}"
+    );
+    // The winner converged: a plan now shows no changes.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+    cmd.args(["plan", "-f", "examples/ha.yaml", "--detailed-exitcode"])
+        .current_dir(root());
+    for (k, v) in moto.env() {
+        cmd.env(k, v);
+    }
+    let plan = cmd.output().unwrap();
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}

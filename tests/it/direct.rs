@@ -500,3 +500,153 @@ async fn two_concurrent_applies_exactly_one_proceeds() {
         String::from_utf8_lossy(&plan.stdout)
     );
 }
+
+/// Runs `apply` and kills it with SIGKILL after `after` finished changes.
+fn apply_killed_after(moto: &Moto, after: usize) {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+    cmd.args([
+        "apply",
+        "-f",
+        "examples/ha.yaml",
+        "--yes",
+        "--parallelism",
+        "4",
+    ])
+    .current_dir(root());
+    for (k, v) in moto.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut done = 0;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line.contains(": created") || line.contains(": updated") {
+            done += 1;
+            if done >= after {
+                child.kill().unwrap(); // SIGKILL
+                break;
+            }
+        }
+    }
+    let _ = child.wait();
+}
+
+fn run_ok(moto: &Moto, args: &[&str]) -> String {
+    let out = run(moto, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test]
+async fn kill_9_at_five_points_then_reapply_converges_without_duplicates() {
+    let n = clusterctl::model::build(&Spec::load(&root().join("examples/ha.yaml")).unwrap())
+        .unwrap()
+        .resources
+        .len();
+    for after in [1, n / 4, n / 2, 3 * n / 4, n - 1] {
+        let Some(moto) = Moto::start() else { return };
+        hosted_zone(&moto, "eu-west-1", "example.com").await;
+        moto.bucket("eu-west-1", "example-clusterctl-state").await;
+        apply_killed_after(&moto, after);
+        // The dead run still holds the lock: a new apply refuses, force-unlock frees it.
+        let refused = run(&moto, &["apply", "-f", "examples/ha.yaml", "--yes"]);
+        assert_eq!(refused.status.code(), Some(1), "killed after {after}");
+        let show: serde_json::Value = serde_json::from_str(&run_ok(
+            &moto,
+            &["state", "show", "-f", "examples/ha.yaml", "-o", "json"],
+        ))
+        .unwrap();
+        let id = show["lock"]["ID"].as_str().unwrap().to_string();
+        run_ok(&moto, &["force-unlock", &id, "-f", "examples/ha.yaml"]);
+        run_ok(&moto, &["apply", "-f", "examples/ha.yaml", "--yes"]);
+        let plan = run(
+            &moto,
+            &["plan", "-f", "examples/ha.yaml", "--detailed-exitcode"],
+        );
+        assert_eq!(
+            plan.status.code(),
+            Some(0),
+            "killed after {after}: {}",
+            String::from_utf8_lossy(&plan.stdout)
+        );
+        // Count by tag: nothing was made twice.
+        let ec2 = ec2(&moto).await;
+        let f = || {
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:KubernetesCluster")
+                .values("ha.example.com")
+                .build()
+        };
+        assert_eq!(
+            ec2.describe_vpcs()
+                .filters(f())
+                .send()
+                .await
+                .unwrap()
+                .vpcs()
+                .len(),
+            1,
+            "VPCs, killed after {after}"
+        );
+        assert_eq!(
+            ec2.describe_subnets()
+                .filters(f())
+                .send()
+                .await
+                .unwrap()
+                .subnets()
+                .len(),
+            6,
+            "subnets, killed after {after}"
+        );
+        assert_eq!(
+            ec2.describe_launch_templates()
+                .max_results(200)
+                .filters(f())
+                .send()
+                .await
+                .unwrap()
+                .launch_templates()
+                .len(),
+            5,
+            "LTs, killed after {after}"
+        );
+        let asgs = aws_sdk_autoscaling::Client::new(&moto.sdk_config("eu-west-1").await)
+            .describe_auto_scaling_groups()
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            asgs.auto_scaling_groups().len(),
+            9,
+            "ASGs, killed after {after}"
+        );
+        let nats = ec2
+            .describe_nat_gateways()
+            .filter(f())
+            .filter(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("state")
+                    .values("available")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            nats.nat_gateways().len(),
+            3,
+            "NAT gateways, killed after {after}"
+        );
+    }
+}

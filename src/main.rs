@@ -167,8 +167,9 @@ fn run_direct(
         let (plan, serial) = d.apply(&target, saved, op, run.parallelism, lock_timeout, std::sync::Arc::new(Lines)).await?;
         let sum = plan.summary();
         println!(
-            "\n{} complete! Resources: {} added, {} changed, {} destroyed. State serial {serial}. ({} AWS API calls)",
-            if destroy { "Destroy" } else { "Apply" }, sum.add, sum.change, sum.destroy, clusterctl::cloud::Cloud::calls(d.cloud.as_ref())
+            "\n{} complete! Resources: {} added, {} changed, {} destroyed. State serial {serial}. ({} AWS API calls, {} retried after throttling or transient errors)",
+            if destroy { "Destroy" } else { "Apply" }, sum.add, sum.change, sum.destroy, d.cloud.retries().0,
+            d.cloud.retries().1
         );
         Ok(ExitCode::SUCCESS)
     })

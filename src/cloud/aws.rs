@@ -30,6 +30,7 @@ pub struct AwsCloud {
     autoscaling: aws_sdk_autoscaling::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     route53: aws_sdk_route53::Client,
+    attempts: super::AttemptCounter,
     cluster: String,
     bucket: String,
     prefix: String,
@@ -109,6 +110,7 @@ impl AwsCloud {
             autoscaling: clients.autoscaling.clone(),
             elb: clients.elb.clone(),
             route53: clients.route53.clone(),
+            attempts: clients.attempts.clone(),
             cluster: cluster.to_string(),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -341,6 +343,16 @@ impl AwsCloud {
             cluster: &self.cluster,
             calls,
         }
+    }
+
+    /// SDK attempts so far (retries included).
+    pub fn attempts(&self) -> u64 {
+        self.attempts.get()
+    }
+
+    /// SDK operations so far, and how many extra attempts (retries) they took.
+    pub fn retries(&self) -> (u64, u64) {
+        (self.attempts.operations(), self.attempts.retries())
     }
 
     fn call(&self) {

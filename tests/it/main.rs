@@ -4,6 +4,7 @@
 pub mod apiserver;
 mod cli;
 mod direct;
+mod faults;
 mod fuzz;
 mod invalid_specs;
 mod kube_conformance;

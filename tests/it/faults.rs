@@ -30,12 +30,8 @@ fn throttle(path: &str, body: &[u8]) -> Response<Full<Bytes>> {
             400,
             "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault</RequestID></Response>",
         )
-    } else if text.contains("Action=") {
-        (
-            400,
-            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault</RequestId></ErrorResponse>",
-        )
-    } else if path.starts_with("/2013-04-01/") {
+    } else if text.contains("Action=") || path.starts_with("/2013-04-01/") {
+        // awsQuery services (IAM, Auto Scaling, ELB) and Route53
         (
             400,
             "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault</RequestId></ErrorResponse>",

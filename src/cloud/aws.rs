@@ -9,13 +9,12 @@
 //! [`CloudError::Unsupported`] when asked to change.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair,
 };
 
-use super::{Actual, Cloud, CloudError, IdMap};
+use super::{Actual, Cloud, CloudError, IdMap, call_error as err, ec2_tags};
 use crate::model::naming::{TAG_CLUSTER, ownership_tag, tf_label};
 use crate::model::{Model, Props, Resource};
 use crate::plan::AttrChange;
@@ -34,36 +33,6 @@ pub struct AwsCloud {
     cluster: String,
     bucket: String,
     prefix: String,
-    calls: AtomicU64,
-}
-
-fn err<E: std::fmt::Display + std::fmt::Debug + std::error::Error + 'static>(
-    op: &str,
-    address: &str,
-    e: E,
-) -> CloudError {
-    let mut message = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        message.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    CloudError::Call {
-        op: op.to_string(),
-        address: address.to_string(),
-        message,
-    }
-}
-
-fn ec2_tags(t: &[Tag]) -> std::collections::BTreeMap<String, String> {
-    t.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
 }
 
 fn tag_spec(kind: ResourceType, r: &Resource) -> TagSpecification {
@@ -114,7 +83,6 @@ impl AwsCloud {
             cluster: cluster.to_string(),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
-            calls: AtomicU64::new(0),
         }
     }
 
@@ -130,7 +98,6 @@ impl AwsCloud {
         let mut token: Option<String> = None;
         let prefix = format!("{}/", self.prefix);
         loop {
-            self.call();
             let r = match self
                 .s3
                 .list_objects_v2()
@@ -199,7 +166,6 @@ impl AwsCloud {
         let mut marker: Option<String> = None;
         let mut roles = Vec::new();
         loop {
-            self.call();
             let r = self
                 .iam
                 .list_roles()
@@ -215,7 +181,6 @@ impl AwsCloud {
         }
         for role in roles {
             let name = role.role_name().to_string();
-            self.call();
             let tags = self
                 .iam
                 .list_role_tags()
@@ -250,7 +215,6 @@ impl AwsCloud {
                 attrs: a,
                 owned,
             });
-            self.call();
             let pols = self
                 .iam
                 .list_role_policies()
@@ -259,7 +223,6 @@ impl AwsCloud {
                 .await
                 .map_err(|e| err("ListRolePolicies", &name, e))?;
             for p in pols.policy_names() {
-                self.call();
                 let got = self
                     .iam
                     .get_role_policy()
@@ -287,7 +250,6 @@ impl AwsCloud {
         }
         let mut marker: Option<String> = None;
         loop {
-            self.call();
             let r = self
                 .iam
                 .list_instance_profiles()
@@ -336,12 +298,11 @@ impl AwsCloud {
         Ok(out)
     }
 
-    fn edge<'a>(&'a self, calls: &'a (dyn Fn() + Sync)) -> super::edge::Edge<'a> {
+    fn edge(&self) -> super::edge::Edge<'_> {
         super::edge::Edge {
             elb: &self.elb,
             r53: &self.route53,
             cluster: &self.cluster,
-            calls,
         }
     }
 
@@ -353,10 +314,6 @@ impl AwsCloud {
     /// SDK operations so far, and how many extra attempts (retries) they took.
     pub fn retries(&self) -> (u64, u64) {
         (self.attempts.operations(), self.attempts.retries())
-    }
-
-    fn call(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     fn owned_filter(&self) -> Filter {
@@ -392,7 +349,6 @@ impl Cloud for AwsCloud {
         let mut out: Vec<Actual> = Vec::new();
         let mut by_id: HashMap<String, String> = HashMap::new();
 
-        self.call();
         let vpcs = self
             .ec2
             .describe_vpcs()
@@ -417,7 +373,6 @@ impl Cloud for AwsCloud {
                     "enable_dns_support",
                 ),
             ] {
-                self.call();
                 let r = self
                     .ec2
                     .describe_vpc_attribute()
@@ -440,7 +395,6 @@ impl Cloud for AwsCloud {
             by_id.get(id).cloned().unwrap_or_else(|| id.to_string())
         };
 
-        self.call();
         let igws = self
             .ec2
             .describe_internet_gateways()
@@ -464,7 +418,6 @@ impl Cloud for AwsCloud {
             out.push(act);
         }
 
-        self.call();
         let subnets = self
             .ec2
             .describe_subnets()
@@ -500,7 +453,6 @@ impl Cloud for AwsCloud {
             out.push(act);
         }
 
-        self.call();
         let eips = self
             .ec2
             .describe_addresses()
@@ -520,7 +472,6 @@ impl Cloud for AwsCloud {
             out.push(act);
         }
 
-        self.call();
         let nats = self
             .ec2
             .describe_nat_gateways()
@@ -559,7 +510,6 @@ impl Cloud for AwsCloud {
             out.push(act);
         }
 
-        self.call();
         let rts = self
             .ec2
             .describe_route_tables()
@@ -637,7 +587,6 @@ impl Cloud for AwsCloud {
             }
         }
 
-        self.call();
         let sgs = self
             .ec2
             .describe_security_groups()
@@ -668,7 +617,6 @@ impl Cloud for AwsCloud {
             out.push(act);
         }
         if !sg_ids.is_empty() {
-            self.call();
             let rules = self
                 .ec2
                 .describe_security_group_rules()
@@ -690,21 +638,15 @@ impl Cloud for AwsCloud {
         }
         out.extend(self.discover_iam(model, &mut by_id).await?);
         out.extend(self.discover_objects(&names).await?);
-        let count = || self.call();
-        out.extend(
-            super::compute::discover_lts(&self.ec2, &self.cluster, &mut by_id, &count).await?,
-        );
-        out.extend(super::edge::discover(&self.edge(&count), model, &mut by_id).await?);
-        out.extend(
-            super::compute::discover_asgs(&self.autoscaling, &self.cluster, &by_id, &count).await?,
-        );
+        out.extend(super::compute::discover_lts(&self.ec2, &self.cluster, &mut by_id).await?);
+        out.extend(super::edge::discover(&self.edge(), model, &mut by_id).await?);
+        out.extend(super::compute::discover_asgs(&self.autoscaling, &self.cluster, &by_id).await?);
         Ok(out)
     }
 
     async fn create(&self, r: &Resource, ids: &IdMap) -> Result<String, CloudError> {
         let address = r.id.address();
         let a = address.as_str();
-        self.call();
         match &r.props {
             Props::Vpc { cidr } => {
                 let id = self
@@ -720,7 +662,6 @@ impl Cloud for AwsCloud {
                     .unwrap_or_default()
                     .to_string();
                 for hostnames in [false, true] {
-                    self.call();
                     let b = aws_sdk_ec2::types::AttributeBooleanValue::builder()
                         .value(true)
                         .build();
@@ -749,7 +690,6 @@ impl Cloud for AwsCloud {
                     .and_then(|g| g.internet_gateway_id())
                     .unwrap_or_default()
                     .to_string();
-                self.call();
                 self.ec2
                     .attach_internet_gateway()
                     .internet_gateway_id(&id)
@@ -781,7 +721,6 @@ impl Cloud for AwsCloud {
                     .unwrap_or_default()
                     .to_string();
                 if *map_public_ip {
-                    self.call();
                     self.ec2
                         .modify_subnet_attribute()
                         .subnet_id(&id)
@@ -890,7 +829,6 @@ impl Cloud for AwsCloud {
                     .unwrap_or_default()
                     .to_string();
                 // Rules are managed one by one: drop the default allow-all egress.
-                self.call();
                 let all = IpPermission::builder()
                     .ip_protocol("-1")
                     .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
@@ -1033,7 +971,6 @@ impl Cloud for AwsCloud {
                             .is_some_and(|s| s.is_entity_already_exists_exception()) => {}
                     Err(e) => return Err(err("CreateInstanceProfile", a, e)),
                 }
-                self.call();
                 match self
                     .iam
                     .add_role_to_instance_profile()
@@ -1091,7 +1028,6 @@ impl Cloud for AwsCloud {
                         if aws_sdk_ec2::error::ProvideErrorMetadata::code(&e)
                             .is_some_and(|c| c.contains("AlreadyExists")) =>
                     {
-                        self.call();
                         let got = self
                             .ec2
                             .describe_launch_templates()
@@ -1118,7 +1054,6 @@ impl Cloud for AwsCloud {
                 ..
             } => {
                 // moto (and a crashed run) may leave a group by this name: never overwrite it.
-                self.call();
                 let existing = self
                     .autoscaling
                     .describe_auto_scaling_groups()
@@ -1158,7 +1093,6 @@ impl Cloud for AwsCloud {
                             .build(),
                     ),
                 };
-                self.call();
                 req.send()
                     .await
                     .map_err(|e| err("CreateAutoScalingGroup", a, e))?;
@@ -1182,7 +1116,7 @@ impl Cloud for AwsCloud {
                     .map_err(|e| err("PutObject", a, e))?;
                 Ok(key.clone())
             }
-            _ => super::edge::create(&self.edge(&|| self.call()), r, ids).await,
+            _ => super::edge::create(&self.edge(), r, ids).await,
         }
     }
 
@@ -1194,9 +1128,7 @@ impl Cloud for AwsCloud {
         ids: &IdMap,
     ) -> Result<(), CloudError> {
         let address = r.id.address();
-        if let Some(res) =
-            super::edge::update(&self.edge(&|| self.call()), r, actual_id, changes, ids).await
-        {
+        if let Some(res) = super::edge::update(&self.edge(), r, actual_id, changes, ids).await {
             return res;
         }
         match &r.props {
@@ -1207,7 +1139,6 @@ impl Cloud for AwsCloud {
             }
             Props::IamRole { assume_role_policy } => {
                 for c in changes {
-                    self.call();
                     if c.attr == "assume_role_policy" {
                         self.iam
                             .update_assume_role_policy()
@@ -1259,7 +1190,6 @@ impl Cloud for AwsCloud {
                     .map(|g| ids.resolve(&address, g))
                     .collect::<Result<Vec<_>, _>>()?;
                 let data = super::compute::lt_data(r, &profile, sgs)?;
-                self.call();
                 let v = self
                     .ec2
                     .create_launch_template_version()
@@ -1272,7 +1202,6 @@ impl Cloud for AwsCloud {
                     .launch_template_version()
                     .and_then(|x| x.version_number())
                     .unwrap_or(1);
-                self.call();
                 self.ec2
                     .modify_launch_template()
                     .launch_template_id(actual_id)
@@ -1292,7 +1221,6 @@ impl Cloud for AwsCloud {
                     })
                     .collect();
                 if !set.is_empty() {
-                    self.call();
                     self.ec2
                         .create_tags()
                         .resources(actual_id)
@@ -1331,7 +1259,6 @@ impl Cloud for AwsCloud {
                             .build(),
                     ),
                 };
-                self.call();
                 req.send()
                     .await
                     .map_err(|e| err("UpdateAutoScalingGroup", &address, e))?;
@@ -1344,7 +1271,6 @@ impl Cloud for AwsCloud {
                     })
                     .collect();
                 if !set.is_empty() {
-                    self.call();
                     self.autoscaling
                         .create_or_update_tags()
                         .set_tags(Some(set))
@@ -1365,7 +1291,6 @@ impl Cloud for AwsCloud {
                     })
                     .collect();
                 if !unset.is_empty() {
-                    self.call();
                     self.autoscaling
                         .delete_tags()
                         .set_tags(Some(unset))
@@ -1401,7 +1326,6 @@ impl Cloud for AwsCloud {
                 })
                 .collect();
             if !set.is_empty() {
-                self.call();
                 self.ec2
                     .create_tags()
                     .resources(actual_id)
@@ -1420,7 +1344,6 @@ impl Cloud for AwsCloud {
                 })
                 .collect();
             if !unset.is_empty() {
-                self.call();
                 self.ec2
                     .delete_tags()
                     .resources(actual_id)
@@ -1431,7 +1354,6 @@ impl Cloud for AwsCloud {
             }
         }
         for c in other {
-            self.call();
             let on = aws_sdk_ec2::types::AttributeBooleanValue::builder()
                 .value(c.new.as_deref() == Some("true"))
                 .build();
@@ -1476,8 +1398,6 @@ impl Cloud for AwsCloud {
     }
 
     async fn delete(&self, kind: &str, address: &str, id: &str) -> Result<(), CloudError> {
-        self.call();
-
         match kind {
             "aws_vpc" => self
                 .ec2
@@ -1497,7 +1417,6 @@ impl Cloud for AwsCloud {
                     .map_err(|e| err("DescribeInternetGateways", address, e))?;
                 for att in g.internet_gateways().iter().flat_map(|g| g.attachments()) {
                     if let Some(vpc) = att.vpc_id() {
-                        self.call();
                         self.ec2
                             .detach_internet_gateway()
                             .internet_gateway_id(id)
@@ -1507,7 +1426,6 @@ impl Cloud for AwsCloud {
                             .map_err(|e| err("DetachInternetGateway", address, e))?;
                     }
                 }
-                self.call();
                 self.ec2
                     .delete_internet_gateway()
                     .internet_gateway_id(id)
@@ -1661,7 +1579,6 @@ impl Cloud for AwsCloud {
                     })
                     .unwrap_or_default();
                 for role in roles {
-                    self.call();
                     self.iam
                         .remove_role_from_instance_profile()
                         .instance_profile_name(id)
@@ -1670,7 +1587,6 @@ impl Cloud for AwsCloud {
                         .await
                         .map_err(|e| err("RemoveRoleFromInstanceProfile", address, e))?;
                 }
-                self.call();
                 self.iam
                     .delete_instance_profile()
                     .instance_profile_name(id)
@@ -1688,17 +1604,17 @@ impl Cloud for AwsCloud {
                 .await
                 .map(|_| ())
                 .map_err(|e| err("DeleteRole", address, e)),
-            other => {
-                match super::edge::delete(&self.edge(&|| self.call()), other, address, id).await {
-                    Some(res) => res,
-                    None => Err(CloudError::Unsupported(format!("{other} {address}"))),
-                }
-            }
+            other => match super::edge::delete(&self.edge(), other, address, id).await {
+                Some(res) => res,
+                None => Err(CloudError::Unsupported(format!("{other} {address}"))),
+            },
         }
     }
 
+    /// SDK operations, counted by the clients' interceptor (retries are not
+    /// extra operations; see [`AwsCloud::retries`]).
     fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        self.attempts.operations()
     }
 }
 

@@ -6,35 +6,10 @@ use aws_sdk_autoscaling::types as asg;
 use aws_sdk_ec2::types as ec2;
 use base64::Engine;
 
-use super::{Actual, CloudError};
+use super::{Actual, CloudError, call_error as err, ec2_tags};
 use crate::model::naming::{TAG_CLUSTER, ownership_tag, tf_label};
 use crate::model::{Image, Props, Resource};
 use crate::plan::attrs::{Attrs, digest, list, tags as tag_attrs};
-
-pub(crate) fn err<E: std::error::Error + 'static>(op: &str, address: &str, e: E) -> CloudError {
-    let mut message = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        message.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    CloudError::Call {
-        op: op.to_string(),
-        address: address.to_string(),
-        message,
-    }
-}
-
-fn ec2_tags(t: &[ec2::Tag]) -> BTreeMap<String, String> {
-    t.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
-}
 
 /// The launch template data of a model launch template.
 pub(crate) fn lt_data(
@@ -226,13 +201,11 @@ pub(crate) async fn discover_lts(
     ec2c: &aws_sdk_ec2::Client,
     cluster: &str,
     by_id: &mut HashMap<String, String>,
-    calls: &(dyn Fn() + Sync),
 ) -> Result<Vec<Actual>, CloudError> {
     // Paginated: AWS (and moto) return at most a page of templates per call.
     let mut templates: Vec<ec2::LaunchTemplate> = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        calls();
         let page = ec2c
             .describe_launch_templates()
             // Explicit page size: moto stops at 15 without a NextToken otherwise.
@@ -258,7 +231,6 @@ pub(crate) async fn discover_lts(
     let mut defaults: HashMap<String, ec2::ResponseLaunchTemplateData> = HashMap::new();
     let mut token: Option<String> = None;
     loop {
-        calls();
         let Ok(v) = ec2c
             .describe_launch_template_versions()
             .versions("$Default")
@@ -287,7 +259,6 @@ pub(crate) async fn discover_lts(
         let data = match defaults.get(id) {
             Some(d) => d.clone(),
             None => {
-                calls();
                 let v = ec2c
                     .describe_launch_template_versions()
                     .launch_template_id(id)
@@ -330,13 +301,11 @@ pub(crate) async fn discover_asgs(
     c: &aws_sdk_autoscaling::Client,
     cluster: &str,
     by_id: &HashMap<String, String>,
-    calls: &(dyn Fn() + Sync),
 ) -> Result<Vec<Actual>, CloudError> {
     let addr = |id: &str| by_id.get(id).cloned().unwrap_or_else(|| id.to_string());
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        calls();
         let r = c
             .describe_auto_scaling_groups()
             .filters(

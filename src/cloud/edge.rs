@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_elasticloadbalancingv2 as elb;
 use aws_sdk_route53 as r53;
 
-use super::compute::err;
-use super::{Actual, CloudError, IdMap};
+use super::{Actual, CloudError, IdMap, call_error as err};
 use crate::model::naming::{ownership_tag, tf_label};
 use crate::model::{Model, Props, Resource};
 use crate::plan::AttrChange;
@@ -19,7 +18,6 @@ pub(crate) struct Edge<'a> {
     pub elb: &'a elb::Client,
     pub r53: &'a r53::Client,
     pub cluster: &'a str,
-    pub calls: &'a (dyn Fn() + Sync),
 }
 
 fn build_err(op: &str, address: &str, e: impl std::error::Error + 'static) -> CloudError {
@@ -40,14 +38,12 @@ pub(crate) async fn discover(
         .collect();
     let owner = ownership_tag(x.cluster);
     let mut out = Vec::new();
-    (x.calls)();
     let lbs = x
         .elb
         .describe_load_balancers()
         .send()
         .await
         .map_err(|e| err("DescribeLoadBalancers", "aws_lb", e))?;
-    (x.calls)();
     let tgs = x
         .elb
         .describe_target_groups()
@@ -66,7 +62,6 @@ pub(crate) async fn discover(
     );
     let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
     for chunk in arns.chunks(20) {
-        (x.calls)();
         let t = x
             .elb
             .describe_tags()
@@ -144,7 +139,6 @@ pub(crate) async fn discover(
             attrs: a,
             owned,
         });
-        (x.calls)();
         let ls = x
             .elb
             .describe_listeners()
@@ -231,7 +225,6 @@ pub(crate) async fn discover(
 }
 
 async fn zone_id(x: &Edge<'_>, zone: &str) -> Result<Option<String>, CloudError> {
-    (x.calls)();
     let z = x
         .r53
         .list_hosted_zones_by_name()
@@ -277,7 +270,6 @@ async fn discover_dns(
         let mut sets = Vec::new();
         let mut start: Option<(String, r53::types::RrType)> = None;
         loop {
-            (x.calls)();
             let mut req = x.r53.list_resource_record_sets().hosted_zone_id(&zid);
             if let Some((n, t)) = &start {
                 req = req.start_record_name(n).start_record_type(t.clone());
@@ -389,7 +381,6 @@ async fn record_set(
         .r#type(r53::types::RrType::from(record_type.as_str()));
     if let Some(lb) = alias {
         let arn = ids.resolve(&a, lb)?;
-        (x.calls)();
         let d = x
             .elb
             .describe_load_balancers()
@@ -446,7 +437,6 @@ async fn change(
         .changes(change)
         .build()
         .map_err(|e| build_err("ChangeBatch", address, e))?;
-    (x.calls)();
     x.r53
         .change_resource_record_sets()
         .hosted_zone_id(zid)
@@ -462,7 +452,6 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
     let a = r.id.address();
     match &r.props {
         Props::LoadBalancer { internal, subnets } => {
-            (x.calls)();
             if let Ok(found) = x.elb.describe_load_balancers().names(&r.name).send().await
                 && let Some(arn) = found
                     .load_balancers()
@@ -480,7 +469,6 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
             } else {
                 elb::types::LoadBalancerSchemeEnum::InternetFacing
             };
-            (x.calls)();
             let o = x
                 .elb
                 .create_load_balancer()
@@ -499,7 +487,6 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
                 .to_string())
         }
         Props::TargetGroup { vpc, port } => {
-            (x.calls)();
             if let Ok(found) = x.elb.describe_target_groups().names(&r.name).send().await
                 && let Some(arn) = found
                     .target_groups()
@@ -508,7 +495,6 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
             {
                 return Ok(arn.to_string());
             }
-            (x.calls)();
             let o = x
                 .elb
                 .create_target_group()
@@ -537,7 +523,6 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
         } => {
             let lb = ids.resolve(&a, load_balancer)?;
             let tg = ids.resolve(&a, target_group)?;
-            (x.calls)();
             let existing = x
                 .elb
                 .describe_listeners()
@@ -556,7 +541,6 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
                 .r#type(elb::types::ActionTypeEnum::Forward)
                 .target_group_arn(tg)
                 .build();
-            (x.calls)();
             let o = x
                 .elb
                 .create_listener()
@@ -604,17 +588,15 @@ pub(crate) async fn update(
                 .map(|s| ids.resolve(&a, s))
                 .collect::<Result<Vec<_>, _>>()
             {
-                Ok(s) => {
-                    (x.calls)();
-                    x.elb
-                        .set_subnets()
-                        .load_balancer_arn(actual_id)
-                        .set_subnets(Some(s))
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| err("SetSubnets", &a, e))
-                }
+                Ok(s) => x
+                    .elb
+                    .set_subnets()
+                    .load_balancer_arn(actual_id)
+                    .set_subnets(Some(s))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| err("SetSubnets", &a, e)),
                 Err(e) => Err(e),
             }
         }
@@ -627,7 +609,6 @@ pub(crate) async fn update(
                         .r#type(elb::types::ActionTypeEnum::Forward)
                         .target_group_arn(tg)
                         .build();
-                    (x.calls)();
                     x.elb
                         .modify_listener()
                         .listener_arn(actual_id)
@@ -659,7 +640,6 @@ pub(crate) async fn update(
                 .collect();
             let mut res = Ok(());
             if !set.is_empty() {
-                (x.calls)();
                 res = x
                     .elb
                     .add_tags()
@@ -671,7 +651,6 @@ pub(crate) async fn update(
                     .map_err(|e| err("AddTags", &a, e));
             }
             if res.is_ok() && !unset.is_empty() {
-                (x.calls)();
                 res = x
                     .elb
                     .remove_tags()
@@ -696,7 +675,6 @@ pub(crate) async fn delete(
     address: &str,
     id: &str,
 ) -> Option<Result<(), CloudError>> {
-    (x.calls)();
     let res =
         match kind {
             "aws_lb_listener" => x

@@ -254,7 +254,46 @@ impl Clients {
     }
 }
 
-/// The short code and message of an SDK error, for reports.
+/// An error and its causes, joined with `: ` (SDK errors keep the useful
+/// part in their sources).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
+}
+
+/// A failed SDK call of `op` on `address`.
+pub(crate) fn call_error<E: std::error::Error + 'static>(
+    op: &str,
+    address: &str,
+    e: E,
+) -> CloudError {
+    CloudError::Call {
+        op: op.to_string(),
+        address: address.to_string(),
+        message: error_chain(&e),
+    }
+}
+
+/// EC2 tags as a map.
+pub(crate) fn ec2_tags(
+    t: &[aws_sdk_ec2::types::Tag],
+) -> std::collections::BTreeMap<String, String> {
+    t.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The short code and message of an S3 error, for reports.
 pub fn describe_error<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -269,14 +308,6 @@ where
                 err.message().unwrap_or("no message")
             )
         }
-        other => {
-            let mut msg = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            msg
-        }
+        other => error_chain(other),
     }
 }

@@ -207,12 +207,7 @@ async fn editing_the_network_shows_exactly_that_change() {
 }
 
 fn run(moto: &Moto, args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
-    cmd.args(args).current_dir(root());
-    for (k, v) in moto.env() {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
+    moto.clusterctl(args).output().unwrap()
 }
 
 #[tokio::test]
@@ -458,13 +453,8 @@ async fn two_concurrent_applies_exactly_one_proceeds() {
     hosted_zone(&moto, "eu-west-1", "example.com").await;
     moto.bucket("eu-west-1", "example-clusterctl-state").await;
     let spawn = || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
-        cmd.args(["apply", "-f", "examples/ha.yaml", "--yes"])
-            .current_dir(root());
-        for (k, v) in moto.env() {
-            cmd.env(k, v);
-        }
-        cmd.stdout(std::process::Stdio::piped())
+        moto.clusterctl(&["apply", "-f", "examples/ha.yaml", "--yes"])
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
@@ -486,13 +476,10 @@ async fn two_concurrent_applies_exactly_one_proceeds() {
         "{err}"
     );
     // The winner converged: a plan now shows no changes.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
-    cmd.args(["plan", "-f", "examples/ha.yaml", "--detailed-exitcode"])
-        .current_dir(root());
-    for (k, v) in moto.env() {
-        cmd.env(k, v);
-    }
-    let plan = cmd.output().unwrap();
+    let plan = run(
+        &moto,
+        &["plan", "-f", "examples/ha.yaml", "--detailed-exitcode"],
+    );
     assert_eq!(
         plan.status.code(),
         Some(0),
@@ -504,19 +491,14 @@ async fn two_concurrent_applies_exactly_one_proceeds() {
 /// Runs `apply` and kills it with SIGKILL after `after` finished changes.
 fn apply_killed_after(moto: &Moto, after: usize) {
     use std::io::BufRead;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
-    cmd.args([
+    let mut cmd = moto.clusterctl(&[
         "apply",
         "-f",
         "examples/ha.yaml",
         "--yes",
         "--parallelism",
         "4",
-    ])
-    .current_dir(root());
-    for (k, v) in moto.env() {
-        cmd.env(k, v);
-    }
+    ]);
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -65,6 +65,16 @@ impl Moto {
         ]
     }
 
+    /// A `clusterctl` command, run from the repository root, pointed at this server.
+    pub fn clusterctl(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+        cmd.args(args).current_dir(crate::support::root());
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     /// SDK configuration pointing at this server.
     pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())

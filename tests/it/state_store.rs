@@ -6,7 +6,6 @@ use std::time::Duration;
 use clusterctl::state::{StateError, StateStore};
 
 use crate::moto::Moto;
-use crate::support::clusterctl;
 
 async fn store(moto: &Moto) -> StateStore {
     moto.bucket("eu-west-1", "state").await;
@@ -121,14 +120,7 @@ async fn cli_state_show_and_force_unlock() {
     let s3 = moto.s3("us-east-1").await;
     let s = StateStore::new(s3, "example-clusterctl-state", "clusters/dev.example.com");
     let held = s.lock("apply", None).await.unwrap();
-    let run = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
-        cmd.args(args).current_dir(crate::support::root());
-        for (k, v) in moto.env() {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
+    let run = |args: &[&str]| moto.clusterctl(args).output().unwrap();
     let out = run(&["state", "show", "-f", "examples/dev.yaml", "-o", "json"]);
     assert!(
         out.status.success(),
@@ -147,5 +139,4 @@ async fn cli_state_show_and_force_unlock() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(s.lock_holder().await.unwrap().is_none());
-    let _ = clusterctl; // the plain helper runs without AWS settings
 }

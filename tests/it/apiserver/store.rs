@@ -486,23 +486,7 @@ impl Store {
                     }
                 }
                 let mut meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
-                for f in [
-                    "uid",
-                    "creationTimestamp",
-                    "namespace",
-                    "name",
-                    "generation",
-                    "deletionTimestamp",
-                ] {
-                    match old["metadata"].get(f) {
-                        Some(v) => meta[f] = v.clone(),
-                        None => {
-                            if let Some(o) = meta.as_object_mut() {
-                                o.remove(f);
-                            }
-                        }
-                    }
-                }
+                keep_server_fields(&old["metadata"], &mut meta);
                 obj["metadata"] = meta;
                 obj["apiVersion"] = t.api_version().into();
                 obj["kind"] = t.kind.into();
@@ -615,23 +599,7 @@ impl Store {
         if want_rv.is_some() && want_rv.as_deref() != meta_str(&old, "resourceVersion") {
             return Err(ApiError::conflict(t, name));
         }
-        for f in [
-            "uid",
-            "creationTimestamp",
-            "namespace",
-            "name",
-            "generation",
-            "deletionTimestamp",
-        ] {
-            match old["metadata"].get(f) {
-                Some(v) => patched["metadata"][f] = v.clone(),
-                None => {
-                    if let Some(o) = patched["metadata"].as_object_mut() {
-                        o.remove(f);
-                    }
-                }
-            }
-        }
+        keep_server_fields(&old["metadata"], &mut patched["metadata"]);
         let new = match part {
             Part::Status => {
                 let mut n = old.clone();
@@ -1101,6 +1069,30 @@ impl Store {
             .unwrap_or(if TYPES[ty].namespaced { "default" } else { "" })
             .to_string();
         self.insert(ty, &ns, obj, true)
+    }
+}
+
+/// Metadata the server owns: a client write cannot change it.
+const SERVER_FIELDS: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "namespace",
+    "name",
+    "generation",
+    "deletionTimestamp",
+];
+
+/// Copies the server-owned metadata of `old` over `new` (removing what `old` lacks).
+fn keep_server_fields(old: &Value, new: &mut Value) {
+    for f in SERVER_FIELDS {
+        match old.get(*f) {
+            Some(v) => new[*f] = v.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove(*f);
+                }
+            }
+        }
     }
 }
 

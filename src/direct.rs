@@ -18,6 +18,9 @@ pub enum DirectError {
     /// The state store failed or is locked.
     #[error(transparent)]
     State(#[from] StateError),
+    /// An image lookup of the spec failed.
+    #[error("resolving images: {0}")]
+    Images(#[source] CloudError),
     /// Finding what exists failed.
     #[error("finding existing resources: {0}")]
     Discover(#[source] CloudError),
@@ -55,21 +58,27 @@ pub struct Direct {
 }
 
 impl Direct {
-    /// Connects with the standard AWS configuration (AWS_ENDPOINT_URL for an emulator).
-    pub async fn connect(spec: &Spec, model: Model) -> Direct {
+    /// Connects with the standard AWS configuration (AWS_ENDPOINT_URL for an
+    /// emulator) and resolves the model's image lookups to AMI ids.
+    pub async fn connect(spec: &Spec, mut model: Model) -> Result<Direct, DirectError> {
         let clients = crate::cloud::Clients::load(&spec.cluster.spec.region).await;
         let (bucket, prefix) =
             state_location(&spec.cluster.spec.state_store, &spec.cluster.metadata.name);
-        Direct {
-            cloud: Arc::new(AwsCloud::new(
-                &clients,
-                &model.cluster_name,
-                &bucket,
-                &prefix,
-            )),
+        let cloud = Arc::new(AwsCloud::new(
+            &clients,
+            &model.cluster_name,
+            &bucket,
+            &prefix,
+        ));
+        cloud
+            .resolve_images(&mut model)
+            .await
+            .map_err(DirectError::Images)?;
+        Ok(Direct {
+            cloud,
             store: StateStore::new(clients.s3, &bucket, &prefix),
             model,
-        }
+        })
     }
 
     /// Plans `target` (the model, or an empty model for destroy) against what exists.

@@ -161,8 +161,8 @@ fn run_direct(
         None => None,
     };
     runtime()?.block_on(async {
-        let target = if destroy { model::Model { resources: vec![], ..m.clone() } } else { m.clone() };
-        let d = clusterctl::direct::Direct::connect(s, m).await;
+        let d = clusterctl::direct::Direct::connect(s, m).await?;
+        let target = if destroy { model::Model { resources: vec![], ..d.model.clone() } } else { d.model.clone() };
         let op = if destroy { "destroy" } else { "apply" };
         let (plan, serial) = d.apply(&target, saved, op, run.parallelism, lock_timeout, std::sync::Arc::new(Lines)).await?;
         let sum = plan.summary();
@@ -377,7 +377,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let s = Spec::load(&spec.file)?;
             let m = model::build(&s)?;
             runtime()?.block_on(async {
-                let d = clusterctl::direct::Direct::connect(&s, m).await;
+                let d = clusterctl::direct::Direct::connect(&s, m).await?;
                 let (plan, _) = d.plan().await?;
                 if let Some(path) = &out {
                     std::fs::write(path, serde_json::to_vec_pretty(&plan)?)?;

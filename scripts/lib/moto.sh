@@ -22,7 +22,9 @@ moto_ensure() {
 moto_start() {
   local port
   port="$("$MOTO_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  # Canonical's Ubuntu images, which the specs' default image lookup finds.
+  MOTO_AMIS_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tests/fixtures/moto/amis.json" \
+    moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
   MOTO_PID=$!
   export MOTO_PID
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"

@@ -256,12 +256,12 @@ mod tests {
             "  minSize: 3\n  maxSize: 33\n",
         ));
         let plan = replan(&cloud, &edited).await;
-        // Three per-zone ASGs, plus the state store's copies of the spec.
+        // Three per-zone ASGs, plus the state store's copy of the group.
         assert_eq!(
             plan.summary(),
             crate::plan::Summary {
                 add: 0,
-                change: 6,
+                change: 4,
                 destroy: 0
             },
             "{}",
@@ -282,14 +282,7 @@ mod tests {
             .filter(|c| c.kind == "aws_s3_object")
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(
-            objects,
-            [
-                "clusters/ha.example.com/config",
-                "clusters/ha.example.com/cluster-completed.spec",
-                "clusters/ha.example.com/instancegroup/nodes"
-            ]
-        );
+        assert_eq!(objects, ["clusters/ha.example.com/instancegroup/nodes"]);
         assert!(
             plan.render().contains("~ max_size: \"10\" -> \"11\""),
             "{}",

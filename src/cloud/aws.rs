@@ -86,6 +86,12 @@ impl AwsCloud {
         }
     }
 
+    /// Resolves the model's image lookups to AMI ids (see
+    /// [`super::compute::resolve_images`]).
+    pub async fn resolve_images(&self, model: &mut crate::model::Model) -> Result<(), CloudError> {
+        super::compute::resolve_images(&self.ec2, model).await
+    }
+
     /// The state objects the model manages (not lock, serial, pki/, secrets/).
     async fn discover_objects(&self, names: &Names) -> Result<Vec<Actual>, CloudError> {
         let wanted: std::collections::HashSet<String> = names

@@ -36,7 +36,7 @@ pub(crate) fn lt_data(
     };
     let Image::Ami { id: ami } = image else {
         return Err(CloudError::Unsupported(format!(
-            "{} (AMI lookups by name are not resolved by the direct target yet; give an ami- id)",
+            "{} (image lookups are resolved before planning; this one was not)",
             r.id.address()
         )));
     };
@@ -109,6 +109,61 @@ pub(crate) fn lt_data(
         );
     }
     Ok(data.build())
+}
+
+/// Replaces every image lookup (`owner/name-pattern`) of the model by the
+/// newest available AMI that matches, as Terraform's `aws_ami` data source
+/// with `most_recent = true` does: one DescribeImages call per distinct
+/// lookup, not per group.
+pub(crate) async fn resolve_images(
+    ec2c: &aws_sdk_ec2::Client,
+    model: &mut crate::model::Model,
+) -> Result<(), CloudError> {
+    let mut found: HashMap<(String, String), String> = HashMap::new();
+    for r in &mut model.resources {
+        let Props::LaunchTemplate { image, .. } = &mut r.props else {
+            continue;
+        };
+        let Image::Lookup { owner, name, .. } = image else {
+            continue;
+        };
+        let key = (owner.clone(), name.clone());
+        if !found.contains_key(&key) {
+            let out = ec2c
+                .describe_images()
+                .owners(owner.as_str())
+                .filters(
+                    ec2::Filter::builder()
+                        .name("name")
+                        .values(name.as_str())
+                        .build(),
+                )
+                .filters(
+                    ec2::Filter::builder()
+                        .name("state")
+                        .values("available")
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| err("DescribeImages", &format!("{owner}/{name}"), e))?;
+            let newest = out
+                .images()
+                .iter()
+                .filter_map(|i| Some((i.creation_date()?, i.image_id()?)))
+                .max()
+                .map(|(_, id)| id.to_string())
+                .ok_or_else(|| CloudError::NoImage {
+                    owner: owner.clone(),
+                    name: name.clone(),
+                })?;
+            found.insert(key.clone(), newest);
+        }
+        *image = Image::Ami {
+            id: found[&key].clone(),
+        };
+    }
+    Ok(())
 }
 
 /// Comparable attributes of a launch template version.

@@ -56,6 +56,16 @@ pub enum CloudError {
         /// The reference.
         missing: String,
     },
+    /// No image matches a spec's `owner/name-pattern`.
+    #[error(
+        "no available image of owner {owner} matches the name {name}; give an ami- id or another pattern in the instance group's `image`"
+    )]
+    NoImage {
+        /// Owner account or alias.
+        owner: String,
+        /// Name pattern.
+        name: String,
+    },
     /// The implementation does not handle this resource type yet.
     #[error("{0}: this resource type is not supported by the direct target yet")]
     Unsupported(String),

@@ -653,8 +653,11 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
     // State store objects.
     let addons = super::addons::render(spec)?;
     let mut objects: Vec<(String, String)> = vec![
-        ("config".into(), spec.source.clone()),
-        ("cluster-completed.spec".into(), spec.completed_yaml()),
+        ("config".into(), spec.user_cluster.clone()),
+        (
+            "cluster-completed.spec".into(),
+            spec.completed_cluster_yaml(),
+        ),
         (
             "clusterctl-version".into(),
             format!("{}\n", env!("CARGO_PKG_VERSION")),

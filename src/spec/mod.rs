@@ -89,6 +89,9 @@ pub struct Spec {
     pub file: String,
     /// The user's text, unchanged (stored as `config` in the state store).
     pub source: String,
+    /// The Cluster document as written, without defaults (the state
+    /// store's `config`; instance groups are stored one object each).
+    pub user_cluster: String,
     /// The fully defaulted cluster.
     pub cluster: Cluster,
     /// The fully defaulted instance groups, in file order.
@@ -111,6 +114,7 @@ impl Spec {
             file: file.to_string(),
             incomplete: false,
             problems: Vec::new(),
+            user_cluster: String::new(),
         };
         let parsed = r.read(text);
         match parsed {
@@ -125,6 +129,7 @@ impl Spec {
                     return Ok(Spec {
                         file: file.to_string(),
                         source: text.to_string(),
+                        user_cluster: std::mem::take(&mut r.user_cluster),
                         cluster,
                         groups: groups.into_iter().map(|g| g.0).collect(),
                     });
@@ -158,6 +163,12 @@ impl Spec {
             out.push_str(&to_yaml(g));
         }
         out
+    }
+
+    /// The defaulted Cluster alone (the state store's
+    /// `cluster-completed.spec`, as kops keeps it).
+    pub fn completed_cluster_yaml(&self) -> String {
+        to_yaml(&self.cluster)
     }
 
     /// The defaulted spec as one JSON value: `{cluster, instanceGroups}`.
@@ -202,6 +213,8 @@ pub struct Reader {
     pub incomplete: bool,
     /// Problems so far.
     pub problems: Vec<Problem>,
+    /// The Cluster document as the user wrote it (re-serialised).
+    user_cluster: String,
 }
 
 impl Reader {
@@ -349,6 +362,7 @@ impl Reader {
                         self.report(&doc, "kind", "a second Cluster document", "a spec holds exactly one Cluster; move the other cluster to its own file");
                         continue;
                     }
+                    self.user_cluster = to_yaml(&value);
                     if let Some(c) = self.typed::<Cluster>(&doc, value) {
                         cluster = Some((c, doc));
                     }

@@ -632,3 +632,49 @@ async fn kill_9_at_five_points_then_reapply_converges_without_duplicates() {
         );
     }
 }
+
+#[tokio::test]
+async fn image_lookups_resolve_to_the_newest_matching_ami_in_any_region() {
+    let Some(moto) = Moto::start() else { return };
+    for region in ["us-east-1", "eu-west-1"] {
+        let clients = clusterctl::cloud::Clients::from_sdk(&moto.sdk_config(region).await, true);
+        let cloud = AwsCloud::new(&clients, "dev.example.com", "unused", "unused");
+        let mut m =
+            clusterctl::model::build(&Spec::load(&root().join("examples/dev.yaml")).unwrap())
+                .unwrap();
+        cloud.resolve_images(&mut m).await.unwrap();
+        let images: Vec<&clusterctl::model::Image> = m
+            .resources
+            .iter()
+            .filter_map(|r| match &r.props {
+                clusterctl::model::Props::LaunchTemplate { image, .. } => Some(image),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(images.len(), 2);
+        // tests/fixtures/moto/amis.json: the 2025-10-15 amd64 noble image is
+        // the newest match; a newer arm64 one and a newer jammy one are not matches.
+        for i in images {
+            assert_eq!(
+                i,
+                &clusterctl::model::Image::Ami {
+                    id: "ami-0a1b2c3d4e5f60005".into()
+                },
+                "{region}"
+            );
+        }
+    }
+    let cloud = cloud(&moto, "us-east-1", "dev.example.com").await;
+    let text = std::fs::read_to_string(root().join("examples/dev.yaml"))
+        .unwrap()
+        .replace(
+            "  machineType: t3.large\n",
+            "  machineType: t3.large\n  image: 099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-plucky-*\n",
+        );
+    let mut m = clusterctl::model::build(&Spec::parse(&text, "dev.yaml").unwrap()).unwrap();
+    let e = cloud.resolve_images(&mut m).await.unwrap_err().to_string();
+    assert!(
+        e.contains("no available image of owner 099720109477 matches the name ubuntu/images/hvm-ssd-gp3/ubuntu-plucky-*"),
+        "{e}"
+    );
+}

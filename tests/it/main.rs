@@ -10,6 +10,7 @@ mod invalid_specs;
 mod kube_conformance;
 pub mod kube_env;
 mod kube_testserver;
+mod lifecycle;
 mod moto;
 mod render;
 mod shellcheck;

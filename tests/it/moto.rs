@@ -35,6 +35,11 @@ impl Moto {
             .port();
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Canonical's Ubuntu images, for the specs' default image lookup.
+            .env(
+                "MOTO_AMIS_PATH",
+                crate::support::root().join("tests/fixtures/moto/amis.json"),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -20,10 +20,27 @@ pub fn digest(s: &str) -> String {
     )
 }
 
-/// A policy document in canonical form, so formatting never shows as a change.
+/// A policy document in canonical form (compact, object keys sorted), so
+/// neither formatting nor key order (Terraform's `jsonencode` sorts keys, we
+/// write them in AWS's documented order) ever shows as a change.
 pub fn canonical_json(s: &str) -> String {
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut entries: Vec<(String, serde_json::Value)> = m.into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(
+                    entries.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
+                )
+            }
+            serde_json::Value::Array(a) => {
+                serde_json::Value::Array(a.into_iter().map(sorted).collect())
+            }
+            other => other,
+        }
+    }
     serde_json::from_str::<serde_json::Value>(s)
-        .map(|v| v.to_string())
+        .map(|v| sorted(v).to_string())
         .unwrap_or_else(|_| s.to_string())
 }
 
@@ -299,4 +316,25 @@ pub fn forces_replacement(kind: &str, attr: &str) -> bool {
 /// Launch template attributes whose change needs new instances.
 pub fn needs_new_instances(kind: &str, attr: &str) -> bool {
     kind == "aws_launch_template" && !attr.starts_with("tags.") && attr != "name"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_ignores_layout_and_key_order() {
+        let a = canonical_json(
+            r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["a", "b"]}]}"#,
+        );
+        let b = canonical_json(
+            r#"{"Statement":[{"Action":["a","b"],"Effect":"Allow"}],"Version":"2012-10-17"}"#,
+        );
+        assert_eq!(a, b);
+        // Array order is meaning, not layout.
+        let c = canonical_json(
+            r#"{"Statement":[{"Action":["b","a"],"Effect":"Allow"}],"Version":"2012-10-17"}"#,
+        );
+        assert_ne!(a, c);
+    }
 }

@@ -11,7 +11,7 @@ use hcl::expr::{Expression, TemplateExpr, TraversalOperator};
 use hcl::template::{Directive, Element, Template};
 use hcl::{Body, Structure};
 
-use crate::support::{EXAMPLES, provider_mirror, render_example, require_tools, tool};
+use crate::support::{EXAMPLES, provider_mirror, render_example, tool};
 
 #[test]
 fn terraform_fmt_check_passes() {

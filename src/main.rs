@@ -125,24 +125,7 @@ fn print_json(v: &serde_json::Value) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Prints one line per finished change.
-struct Lines;
-
-impl clusterctl::apply::Progress for Lines {
-    fn done(&self, action: clusterctl::plan::Action, address: &str, result: &Result<(), String>) {
-        let verb = match action {
-            clusterctl::plan::Action::Create => "created",
-            clusterctl::plan::Action::Update => "updated",
-            clusterctl::plan::Action::Replace => "replaced",
-            clusterctl::plan::Action::Delete => "destroyed",
-        };
-        match result {
-            Ok(()) => println!("{address}: {verb}"),
-            Err(e) => println!("{address}: FAILED: {e}"),
-        }
-    }
-}
-
+/// Runs apply or destroy through the direct target, with progress on stdout.
 fn run_direct(
     s: &Spec,
     m: model::Model,
@@ -164,7 +147,10 @@ fn run_direct(
         let d = clusterctl::direct::Direct::connect(s, m).await?;
         let target = if destroy { model::Model { resources: vec![], ..d.model.clone() } } else { d.model.clone() };
         let op = if destroy { "destroy" } else { "apply" };
-        let (plan, serial) = d.apply(&target, saved, op, run.parallelism, lock_timeout, std::sync::Arc::new(Lines)).await?;
+        let progress = clusterctl::apply::progress::for_stdout();
+        let result = d.apply(&target, saved, op, run.parallelism, lock_timeout, progress.clone()).await;
+        progress.finish();
+        let (plan, serial) = result?;
         let sum = plan.summary();
         println!(
             "\n{} complete! Resources: {} added, {} changed, {} destroyed. State serial {serial}. ({} AWS API calls, {} retried after throttling or transient errors)",

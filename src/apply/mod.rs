@@ -28,19 +28,9 @@ pub enum ApplyError {
     },
 }
 
-/// Reports progress, one event per finished change.
-pub trait Progress: Send + Sync {
-    /// A change finished (ok or not).
-    fn done(&self, action: Action, address: &str, result: &Result<(), String>);
-}
+pub mod progress;
 
-/// No progress output.
-#[derive(Debug)]
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn done(&self, _: Action, _: &str, _: &Result<(), String>) {}
-}
+pub use progress::{Bar, Lines, Progress, Quiet};
 
 /// Applies `plan` for `model`. `ids` must hold the ids of existing resources.
 pub async fn apply(
@@ -51,6 +41,7 @@ pub async fn apply(
     parallelism: usize,
     progress: Arc<dyn Progress>,
 ) -> Result<(), ApplyError> {
+    progress.begin(plan.changes.len());
     let sem = Arc::new(Semaphore::new(parallelism.max(1)));
     let mut failed: Vec<CloudError> = Vec::new();
 
@@ -71,6 +62,7 @@ pub async fn apply(
                 (cloud.clone(), sem.clone(), progress.clone(), ids.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
+                progress.started(Action::Delete, &c.address);
                 let res = cloud
                     .delete(&c.kind, &c.address, c.id.as_deref().unwrap_or_default())
                     .await;
@@ -142,6 +134,7 @@ pub async fn apply(
                 running += 1;
                 set.spawn(async move {
                     let _permit = sem.acquire_owned().await;
+                    progress.started(change.action, &change.address);
                     let res = match change.action {
                         Action::Update => {
                             cloud

@@ -4,6 +4,7 @@
 //! shows no changes; a second apply after a partial one converges without
 //! duplicates; destroy removes only what carries the cluster tag.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use clusterctl::apply::{Quiet, apply};
@@ -676,5 +677,67 @@ async fn image_lookups_resolve_to_the_newest_matching_ami_in_any_region() {
     assert!(
         e.contains("no available image of owner 099720109477 matches the name ubuntu/images/hvm-ssd-gp3/ubuntu-plucky-*"),
         "{e}"
+    );
+}
+
+/// On a terminal, apply draws a live bar (count, elapsed time, what is in
+/// flight) with the finished changes scrolling above it; piped, it prints
+/// plain lines with no terminal control codes. The terminal is a pty from
+/// util-linux `script`.
+#[tokio::test]
+async fn apply_shows_a_live_bar_on_a_terminal_and_plain_lines_otherwise() {
+    let Some(moto) = Moto::start() else { return };
+    let Some(script) = crate::support::tool("script") else {
+        return;
+    };
+    hosted_zone(&moto, "us-east-1", "example.com").await;
+    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    let n = clusterctl::model::build(&Spec::load(&root().join("examples/dev.yaml")).unwrap())
+        .unwrap()
+        .resources
+        .len();
+    let bin = env!("CARGO_BIN_EXE_clusterctl");
+    let out = std::process::Command::new(script)
+        .args([
+            "-qec",
+            &format!("{bin} apply -f examples/dev.yaml --yes"),
+            "/dev/null",
+        ])
+        .current_dir(root())
+        .envs(moto.env())
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    // Frames are rate-limited, so not every count is drawn; some after 0 are.
+    let drawn: BTreeSet<usize> = tty
+        .split("] ")
+        .filter_map(|s| {
+            let (k, rest) = s.split_once('/')?;
+            rest.starts_with(&n.to_string()).then(|| k.parse().ok())?
+        })
+        .collect();
+    assert!(
+        drawn.contains(&0) && drawn.iter().any(|&k| k > 0),
+        "{drawn:?}: {tty}"
+    );
+    assert!(tty.contains("creating aws_"), "{tty}");
+    assert_eq!(tty.matches(": created").count(), n, "{tty}");
+    assert!(tty.contains("\x1b[2K"), "the bar redraws its line");
+    assert!(tty.contains("aws_vpc.dev-example-com: created"), "{tty}");
+    assert!(
+        tty.contains(&format!("Apply complete! Resources: {n} added")),
+        "{tty}"
+    );
+    // Piped: one plain line per change.
+    let piped = run(&moto, &["destroy", "-f", "examples/dev.yaml", "--yes"]);
+    let text = String::from_utf8_lossy(&piped.stdout);
+    assert!(piped.status.success(), "{text}");
+    assert!(!text.contains('\x1b'), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with(": destroyed")).count(),
+        n,
+        "{text}"
     );
 }

@@ -24,9 +24,14 @@ pub enum DirectError {
     /// Finding what exists failed.
     #[error("finding existing resources: {0}")]
     Discover(#[source] CloudError),
-    /// Some changes failed.
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
+    /// Some changes failed; `plan` is what was attempted.
+    #[error("{source}")]
+    Apply {
+        /// The failures.
+        source: ApplyError,
+        /// The plan being applied (for its report of untouched resources).
+        plan: Box<Plan>,
+    },
     /// The saved plan was made against an older state.
     #[error(
         "the saved plan was made against state serial {plan}, but the state is now at {current}; run plan again"
@@ -94,7 +99,13 @@ impl Direct {
         for a in &actual {
             ids.insert(&a.address, &a.id);
         }
-        Ok((diff(target, &actual, serial), ids))
+        let mut plan = diff(target, &actual, serial);
+        plan.untouched = self
+            .cloud
+            .untouched(&actual)
+            .await
+            .map_err(DirectError::Discover)?;
+        Ok((plan, ids))
     }
 
     /// Plans the model.
@@ -149,7 +160,12 @@ impl Direct {
             None => fresh,
         };
         let cloud: Arc<dyn Cloud> = self.cloud.clone();
-        apply(cloud, target, &plan, &ids, parallelism, progress).await?;
+        if let Err(source) = apply(cloud, target, &plan, &ids, parallelism, progress).await {
+            return Err(DirectError::Apply {
+                source,
+                plan: Box::new(plan),
+            });
+        }
         let serial = self.store.bump_serial().await?;
         Ok((plan, serial))
     }

@@ -150,7 +150,17 @@ fn run_direct(
         let progress = clusterctl::apply::progress::for_stdout();
         let result = d.apply(&target, saved, op, run.parallelism, lock_timeout, progress.clone()).await;
         progress.finish();
-        let (plan, serial) = result?;
+        let tag = format!("KubernetesCluster={}", d.model.cluster_name);
+        let (plan, serial) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if let clusterctl::direct::DirectError::Apply { plan, .. } = &e {
+                    print!("{}", plan.untouched_note(&tag));
+                }
+                return Err(e.into());
+            }
+        };
+        print!("{}", plan.untouched_note(&tag));
         let sum = plan.summary();
         println!(
             "\n{} complete! Resources: {} added, {} changed, {} destroyed. State serial {serial}. ({} AWS API calls, {} retried after throttling or transient errors)",
@@ -376,6 +386,7 @@ print_json(&serde_json::json!({
                     }))?;
                 } else {
                     print!("{}", plan.render());
+                    print!("{}", plan.untouched_note(&format!("KubernetesCluster={}", d.model.cluster_name)));
                     if let Some(path) = &out {
                         println!("\nSaved the plan to {} (state serial {}). Apply it with: clusterctl apply -f {} {}", path.display(), plan.serial, spec.file.display(), path.display());
                     } else if !plan.is_empty() {

@@ -1403,6 +1403,102 @@ impl Cloud for AwsCloud {
         Ok(())
     }
 
+    async fn untouched(
+        &self,
+        actual: &[Actual],
+    ) -> Result<Vec<crate::plan::Untouched>, CloudError> {
+        let vpcs: Vec<String> = actual
+            .iter()
+            .filter(|a| a.kind == "aws_vpc" && a.owned)
+            .map(|a| a.id.clone())
+            .collect();
+        if vpcs.is_empty() {
+            return Ok(vec![]);
+        }
+        let in_vpc = || {
+            Filter::builder()
+                .name("vpc-id")
+                .set_values(Some(vpcs.clone()))
+                .build()
+        };
+        let ours = |t: &[Tag]| {
+            let tags = ec2_tags(t);
+            tags.get(TAG_CLUSTER) == Some(&self.cluster)
+                || tags
+                    .get(&ownership_tag(&self.cluster))
+                    .is_some_and(|v| v == "owned")
+        };
+        let item = |kind: &str, id: Option<&str>, t: &[Tag], fallback: Option<&str>| {
+            let id = id.unwrap_or_default().to_string();
+            crate::plan::Untouched {
+                kind: kind.into(),
+                name: ec2_tags(t)
+                    .get("Name")
+                    .cloned()
+                    .or(fallback.map(str::to_string))
+                    .unwrap_or_else(|| id.clone()),
+                id,
+            }
+        };
+        let mut out = Vec::new();
+        let sgs = self
+            .ec2
+            .describe_security_groups()
+            .filters(in_vpc())
+            .send()
+            .await
+            .map_err(|e| err("DescribeSecurityGroups", "untouched", e))?;
+        for g in sgs.security_groups() {
+            if g.group_name() != Some("default") && !ours(g.tags()) {
+                out.push(item(
+                    "aws_security_group",
+                    g.group_id(),
+                    g.tags(),
+                    g.group_name(),
+                ));
+            }
+        }
+        let subnets = self
+            .ec2
+            .describe_subnets()
+            .filters(in_vpc())
+            .send()
+            .await
+            .map_err(|e| err("DescribeSubnets", "untouched", e))?;
+        for n in subnets.subnets() {
+            if !ours(n.tags()) {
+                out.push(item("aws_subnet", n.subnet_id(), n.tags(), None));
+            }
+        }
+        let reservations = self
+            .ec2
+            .describe_instances()
+            .filters(in_vpc())
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .values("stopping")
+                    .values("stopped")
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| err("DescribeInstances", "untouched", e))?;
+        for i in reservations
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+        {
+            if !ours(i.tags()) {
+                out.push(item("aws_instance", i.instance_id(), i.tags(), None));
+            }
+        }
+        out.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+        Ok(out)
+    }
+
     async fn delete(&self, kind: &str, address: &str, id: &str) -> Result<(), CloudError> {
         match kind {
             "aws_vpc" => self

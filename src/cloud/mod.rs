@@ -130,6 +130,14 @@ pub trait Cloud: Send + Sync {
     ) -> Result<(), CloudError>;
     /// Deletes a resource (only ever one that carries the ownership mark).
     async fn delete(&self, kind: &str, address: &str, id: &str) -> Result<(), CloudError>;
+    /// Resources inside the cluster's VPC (found in `actual`) that do not
+    /// carry the ownership tag: reported, never touched.
+    async fn untouched(
+        &self,
+        _actual: &[Actual],
+    ) -> Result<Vec<crate::plan::Untouched>, CloudError> {
+        Ok(vec![])
+    }
     /// API calls made so far, attempts included.
     fn calls(&self) -> u64 {
         0

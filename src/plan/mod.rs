@@ -87,6 +87,21 @@ pub struct Plan {
     pub serial: u64,
     /// Changes: creates and updates in dependency order, then deletes.
     pub changes: Vec<ResourceChange>,
+    /// Resources inside the cluster's VPC without its ownership tag: never
+    /// changed or deleted, only reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untouched: Vec<Untouched>,
+}
+
+/// A resource in the cluster's VPC that the cluster does not own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Untouched {
+    /// Terraform type.
+    pub kind: String,
+    /// AWS id.
+    pub id: String,
+    /// Its Name tag or AWS name, if any.
+    pub name: String,
 }
 
 /// Counts, as Terraform reports them (a replace is one add and one destroy).
@@ -116,6 +131,36 @@ impl Plan {
             }
         }
         s
+    }
+
+    /// The report of resources left alone, for people: empty when there are
+    /// none. When the plan deletes the VPC it says that AWS will refuse
+    /// until they are gone.
+    pub fn untouched_note(&self, tag: &str) -> String {
+        if self.untouched.is_empty() {
+            return String::new();
+        }
+        let mut out = format!(
+            "\nLeft untouched: {} in the cluster's VPC without the tag {tag}:\n",
+            if self.untouched.len() == 1 {
+                "1 resource".to_string()
+            } else {
+                format!("{} resources", self.untouched.len())
+            }
+        );
+        for u in &self.untouched {
+            let _ = writeln!(out, "  {} {} ({})", u.kind, u.id, u.name);
+        }
+        if self
+            .changes
+            .iter()
+            .any(|c| c.kind == "aws_vpc" && c.action == Action::Delete)
+        {
+            out.push_str(
+                "AWS refuses to delete a VPC (and the subnets and security groups they use) while these remain: remove them, or destroy again afterwards.\n",
+            );
+        }
+        out
     }
 
     /// No changes at all.
@@ -272,6 +317,7 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
         cluster: model.cluster_name.clone(),
         serial,
         changes,
+        untouched: vec![],
     }
 }
 

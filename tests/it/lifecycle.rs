@@ -292,6 +292,185 @@ async fn lifecycle(example: &str, region: &str, group: &str) {
         .filter(|r| r.id.kind == "aws_autoscaling_group")
         .count();
     assert_eq!(names.len(), all_asgs, "{example}: ASGs, no duplicates");
+
+    destroy_leaves_what_we_do_not_own(&moto, &cli, &retyped, region, example).await;
+}
+
+/// Someone puts a security group and a subnet into the cluster's VPC; plan
+/// and destroy report both, destroy removes everything that carries the
+/// cluster's tag and neither of them.
+async fn destroy_leaves_what_we_do_not_own(
+    moto: &Moto,
+    cli: &Cli<'_>,
+    spec: &Path,
+    region: &str,
+    example: &str,
+) {
+    let cluster = format!("{example}.example.com");
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config(region).await);
+    let tagged = || {
+        aws_sdk_ec2::types::Filter::builder()
+            .name("tag:KubernetesCluster")
+            .values(&cluster)
+            .build()
+    };
+    let vpcs = ec2.describe_vpcs().filters(tagged()).send().await.unwrap();
+    let [vpc] = vpcs.vpcs() else {
+        panic!("{example}: one VPC expected: {vpcs:?}")
+    };
+    let cidr: ipnet::Ipv4Net = vpc.cidr_block().unwrap().parse().unwrap();
+    let last = ipnet::Ipv4Net::new(
+        std::net::Ipv4Addr::from(u32::from(cidr.broadcast()) & !0xf),
+        28,
+    )
+    .unwrap();
+    let sg = ec2
+        .create_security_group()
+        .group_name("database-not-ours")
+        .description("made outside clusterctl")
+        .vpc_id(vpc.vpc_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let sg_id = sg.group_id().unwrap().to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(vpc.vpc_id().unwrap())
+        .cidr_block(last.to_string())
+        .send()
+        .await
+        .unwrap();
+    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+
+    let v: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["plan", "-f", spec.to_str().unwrap(), "-o", "json"]))
+            .unwrap();
+    let mut reported: Vec<(String, String)> = v["plan"]["untouched"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{example}: no untouched list: {v}"))
+        .iter()
+        .map(|u| {
+            (
+                u["kind"].as_str().unwrap().to_string(),
+                u["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    reported.sort();
+    assert_eq!(
+        reported,
+        [
+            ("aws_security_group".to_string(), sg_id.clone()),
+            ("aws_subnet".to_string(), subnet_id.clone())
+        ],
+        "{example}"
+    );
+
+    // AWS refuses to delete a VPC that still holds a subnet: destroy removes
+    // everything else, reports what it left and why the VPC stays, exit 1.
+    let out = cli
+        .moto
+        .clusterctl(&["destroy", "-f", spec.to_str().unwrap(), "--yes"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{example}: {stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "Left untouched: 2 resources in the cluster's VPC without the tag KubernetesCluster={cluster}"
+        )) && stdout.contains(&format!("aws_security_group {sg_id} (database-not-ours)"))
+            && stdout.contains(&format!("aws_subnet {subnet_id}"))
+            && stdout.contains("AWS refuses to delete a VPC"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("DeleteVpc") && stderr.contains("DependencyViolation"),
+        "{stderr}"
+    );
+    assert_eq!(
+        tagged_counts(moto, region, &cluster).await,
+        [1, 0, 0, 0, 0],
+        "{example}: only the VPC is left"
+    );
+    // Once its owner removes the subnet, destroy finishes; the foreign
+    // security group is still reported and still there.
+    ec2.delete_subnet()
+        .subnet_id(&subnet_id)
+        .send()
+        .await
+        .unwrap();
+    let out = cli.ok(&["destroy", "-f", spec.to_str().unwrap(), "--yes"]);
+    assert!(
+        out.contains("Left untouched: 1 resource")
+            && out.contains("Destroy complete! Resources: 0 added, 0 changed, 1 destroyed."),
+        "{out}"
+    );
+    assert_eq!(
+        tagged_counts(moto, region, &cluster).await,
+        [0; 5],
+        "{example}: nothing with the cluster's tag is left"
+    );
+    let sg_left = ec2
+        .describe_security_groups()
+        .group_ids(&sg_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sg_left.security_groups().len(), 1, "{example}");
+}
+
+/// VPCs, subnets, security groups, launch templates and ASGs carrying the
+/// cluster's tag.
+async fn tagged_counts(moto: &Moto, region: &str, cluster: &str) -> [usize; 5] {
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config(region).await);
+    let tagged = || {
+        aws_sdk_ec2::types::Filter::builder()
+            .name("tag:KubernetesCluster")
+            .values(cluster)
+            .build()
+    };
+    let vpcs = ec2.describe_vpcs().filters(tagged()).send().await.unwrap();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(tagged())
+        .send()
+        .await
+        .unwrap();
+    let sgs = ec2
+        .describe_security_groups()
+        .filters(tagged())
+        .send()
+        .await
+        .unwrap();
+    let lts = ec2
+        .describe_launch_templates()
+        .filters(tagged())
+        .max_results(200)
+        .send()
+        .await
+        .unwrap();
+    let asgs = aws_sdk_autoscaling::Client::new(&moto.sdk_config(region).await)
+        .describe_auto_scaling_groups()
+        .filters(
+            aws_sdk_autoscaling::types::Filter::builder()
+                .name("tag:KubernetesCluster")
+                .values(cluster)
+                .build(),
+        )
+        .max_records(100)
+        .send()
+        .await
+        .unwrap();
+    [
+        vpcs.vpcs().len(),
+        subnets.subnets().len(),
+        sgs.security_groups().len(),
+        lts.launch_templates().len(),
+        asgs.auto_scaling_groups().len(),
+    ]
 }
 
 #[tokio::test]

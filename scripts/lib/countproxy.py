@@ -1,0 +1,65 @@
+"""A fault-free HTTP proxy that counts requests: the benchmark's independent
+count of AWS API calls (clusterctl's own count comes from an SDK interceptor).
+
+    python countproxy.py UPSTREAM_URL PORT_FILE
+
+Listens on a free port of 127.0.0.1 (written to PORT_FILE), forwards every
+request to UPSTREAM_URL unchanged and returns the response. GET /__count
+returns the number of requests forwarded so far; it is not counted itself.
+"""
+
+import http.client
+import http.server
+import sys
+import threading
+import urllib.parse
+
+UPSTREAM = urllib.parse.urlsplit(sys.argv[1])
+COUNT = 0
+LOCK = threading.Lock()
+HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self):
+        global COUNT
+        if self.path == "/__count":
+            body = str(COUNT).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        with LOCK:
+            COUNT += 1
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=120)
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.send_response(resp.status, resp.reason)
+        head = self.command == "HEAD"
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP and (head or k.lower() != "content-length"):
+                self.send_header(k, v)
+        if not head:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    f.write(str(server.server_address[1]))
+server.serve_forever()

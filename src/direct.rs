@@ -52,6 +52,19 @@ pub enum DirectError {
     },
 }
 
+/// What an apply did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The plan applied.
+    pub plan: Plan,
+    /// The state serial after it.
+    pub serial: u64,
+    /// Secrets made by this apply (the first one, or after some went missing).
+    pub secrets_written: Vec<String>,
+    /// Secret objects removed (destroy).
+    pub secrets_removed: usize,
+}
+
 /// A connected direct target for one spec.
 pub struct Direct {
     /// The model.
@@ -113,7 +126,10 @@ impl Direct {
         self.plan_for(&self.model).await
     }
 
-    /// Applies a plan (made now, or saved) under the lock; returns the new serial.
+    /// Applies a plan (made now, or saved) under the lock. Before changing
+    /// anything it makes the cluster's missing secrets (CAs, service-account
+    /// key, bootstrap token); a destroy (an empty target) removes them after
+    /// everything else is gone.
     pub async fn apply(
         &self,
         target: &Model,
@@ -122,7 +138,7 @@ impl Direct {
         parallelism: usize,
         lock_timeout: Option<Duration>,
         progress: Arc<dyn Progress>,
-    ) -> Result<(Plan, u64), DirectError> {
+    ) -> Result<Applied, DirectError> {
         let lock = self.store.lock(operation, lock_timeout).await?;
         let result = self
             .apply_locked(target, saved, parallelism, progress)
@@ -139,7 +155,7 @@ impl Direct {
         saved: Option<Plan>,
         parallelism: usize,
         progress: Arc<dyn Progress>,
-    ) -> Result<(Plan, u64), DirectError> {
+    ) -> Result<Applied, DirectError> {
         let (fresh, ids) = self.plan_for(target).await?;
         let plan = match saved {
             Some(p) => {
@@ -159,6 +175,12 @@ impl Direct {
             }
             None => fresh,
         };
+        let destroy = target.resources.is_empty();
+        let secrets_written = if destroy {
+            vec![]
+        } else {
+            crate::state::secrets::ensure(&self.store).await?
+        };
         let cloud: Arc<dyn Cloud> = self.cloud.clone();
         if let Err(source) = apply(cloud, target, &plan, &ids, parallelism, progress).await {
             return Err(DirectError::Apply {
@@ -166,7 +188,17 @@ impl Direct {
                 plan: Box::new(plan),
             });
         }
+        let secrets_removed = if destroy {
+            crate::state::secrets::remove(&self.store).await?
+        } else {
+            0
+        };
         let serial = self.store.bump_serial().await?;
-        Ok((plan, serial))
+        Ok(Applied {
+            plan,
+            serial,
+            secrets_written,
+            secrets_removed,
+        })
     }
 }

@@ -151,7 +151,7 @@ fn run_direct(
         let result = d.apply(&target, saved, op, run.parallelism, lock_timeout, progress.clone()).await;
         progress.finish();
         let tag = format!("KubernetesCluster={}", d.model.cluster_name);
-        let (plan, serial) = match result {
+        let applied = match result {
             Ok(r) => r,
             Err(e) => {
                 if let clusterctl::direct::DirectError::Apply { plan, .. } = &e {
@@ -160,7 +160,20 @@ fn run_direct(
                 return Err(e.into());
             }
         };
+        let (plan, serial) = (&applied.plan, applied.serial);
         print!("{}", plan.untouched_note(&tag));
+        if !applied.secrets_written.is_empty() {
+            println!(
+                "\nWrote the cluster's secrets to the state store: {}",
+                applied.secrets_written.join(", ")
+            );
+        }
+        if applied.secrets_removed > 0 {
+            println!(
+                "\nRemoved {} secret objects (pki/, secrets/) from the state store.",
+                applied.secrets_removed
+            );
+        }
         let sum = plan.summary();
         println!(
             "\n{} complete! Resources: {} added, {} changed, {} destroyed. State serial {serial}. ({} AWS API calls, {} retried after throttling or transient errors)",

@@ -5,6 +5,8 @@
 //! and a `lock` object taken with a conditional put (If-None-Match: *) by
 //! every mutating command.
 
+pub mod secrets;
+
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -38,6 +40,14 @@ pub enum StateError {
         stored: String,
         /// This build.
         ours: String,
+    },
+    /// A secret could not be made or read.
+    #[error("state store secret {name}: {message}")]
+    Secret {
+        /// The object.
+        name: String,
+        /// What went wrong.
+        message: String,
     },
     /// An S3 call failed.
     #[error("S3 {op} s3://{bucket}/{key}: {message}")]
@@ -104,6 +114,18 @@ pub struct StateStore {
 pub struct Lock {
     /// What was written.
     pub info: LockInfo,
+}
+
+/// A conditional write refused because the object exists (412).
+fn precondition_failed(
+    e: &aws_sdk_s3::error::SdkError<
+        aws_sdk_s3::operation::put_object::PutObjectError,
+        aws_sdk_s3::config::http::HttpResponse,
+    >,
+) -> bool {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+        || e.as_service_error().and_then(|s| s.code()) == Some("PreconditionFailed")
 }
 
 fn who() -> String {
@@ -203,6 +225,53 @@ impl StateStore {
             .map_err(|e| self.s3_err("PutObject", &key, &e))
     }
 
+    /// Writes an object only if it does not exist (If-None-Match: *);
+    /// returns false, writing nothing, when it already does.
+    pub async fn put_if_absent(&self, name: &str, body: Vec<u8>) -> Result<bool, StateError> {
+        let key = self.key(name);
+        match self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if precondition_failed(&e) => Ok(false),
+            Err(e) => Err(self.s3_err("PutObject", &key, &e)),
+        }
+    }
+
+    /// Deletes one object.
+    pub async fn delete(&self, name: &str) -> Result<(), StateError> {
+        let key = self.key(name);
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.s3_err("DeleteObject", &key, &e))
+    }
+
+    /// Deletes every object under `dir/` of the cluster's prefix; returns
+    /// how many.
+    pub async fn delete_dir(&self, dir: &str) -> Result<usize, StateError> {
+        let dir = format!("{}/", dir.trim_end_matches('/'));
+        let mut n = 0;
+        for (name, _) in self.list().await? {
+            if name.starts_with(&dir) {
+                self.delete(&name).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Takes the lock for `operation`. When it is held, fails at once, or
     /// with `wait` retries until the lock is free or the time is up.
     pub async fn lock(&self, operation: &str, wait: Option<Duration>) -> Result<Lock, StateError> {
@@ -219,26 +288,12 @@ impl StateStore {
         let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         let mut delay = Duration::from_millis(200);
         loop {
-            let put = self
-                .s3
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .if_none_match("*")
-                .body(ByteStream::from(body.clone()))
-                .send()
-                .await;
-            match put {
-                Ok(_) => {
+            match self.put_if_absent("lock", body.clone()).await? {
+                true => {
                     tracing::info!(id = %info.id, operation, "state lock taken");
                     return Ok(Lock { info });
                 }
-                Err(e)
-                    if e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
-                        || e.as_service_error()
-                            .and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s))
-                            == Some("PreconditionFailed") =>
-                {
+                false => {
                     let holder = self.lock_holder().await?;
                     match (deadline, holder) {
                         (_, None) => continue, // released between the put and the read
@@ -249,7 +304,6 @@ impl StateStore {
                         (_, Some(h)) => return Err(StateError::Locked(Box::new(h))),
                     }
                 }
-                Err(e) => return Err(self.s3_err("PutObject", &key, &e)),
             }
         }
     }

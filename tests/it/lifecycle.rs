@@ -181,6 +181,16 @@ async fn lifecycle(example: &str, region: &str, group: &str) {
 
     cli.apply(&original);
     cli.assert_no_changes(&original);
+    let store = clusterctl::state::StateStore::new(
+        moto.s3(region).await,
+        "example-clusterctl-state",
+        &format!("clusters/{example}.example.com"),
+    );
+    assert_eq!(
+        secret_objects(&store).await,
+        9,
+        "{example}: the first apply writes the CAs, SA key pair and bootstrap token"
+    );
 
     let (asgs, lt) = group_resources(&base, group);
     let ig_object = state_object(&base, &format!("instancegroup/{group}"));
@@ -420,6 +430,26 @@ async fn destroy_leaves_what_we_do_not_own(
         .await
         .unwrap();
     assert_eq!(sg_left.security_groups().len(), 1, "{example}");
+    let store = clusterctl::state::StateStore::new(
+        moto.s3(region).await,
+        "example-clusterctl-state",
+        &format!("clusters/{cluster}"),
+    );
+    assert_eq!(
+        secret_objects(&store).await,
+        0,
+        "{example}: destroy removes the secrets"
+    );
+}
+
+async fn secret_objects(store: &clusterctl::state::StateStore) -> usize {
+    store
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("pki/") || k.starts_with("secrets/"))
+        .count()
 }
 
 /// VPCs, subnets, security groups, launch templates and ASGs carrying the

@@ -140,3 +140,153 @@ async fn cli_state_show_and_force_unlock() {
     );
     assert!(s.lock_holder().await.unwrap().is_none());
 }
+
+/// Runs openssl on stdin; its stdout.
+fn openssl(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let bin = crate::support::tool("openssl").expect("openssl");
+    let mut child = std::process::Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+async fn object(s: &StateStore, name: &str) -> Vec<u8> {
+    s.get(name)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .0
+}
+
+/// The CAs, service-account key pair and bootstrap token: made once, as
+/// kubeadm reads them (checked with openssl, including the CA public-key
+/// hash nodes compute for `kubeadm join`), never replaced, and after a crash
+/// between a key and its certificate the certificate is made from the
+/// stored key.
+#[tokio::test]
+async fn secrets_are_made_once_match_their_keys_and_survive_a_crash() {
+    use clusterctl::state::secrets;
+    let Some(moto) = Moto::start() else { return };
+    if crate::support::tool("openssl").is_none() {
+        return;
+    }
+    let s = store(&moto).await;
+    let mut written = secrets::ensure(&s).await.unwrap();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "pki/ca.crt",
+            "pki/ca.key",
+            "pki/etcd/ca.crt",
+            "pki/etcd/ca.key",
+            "pki/front-proxy-ca.crt",
+            "pki/front-proxy-ca.key",
+            "pki/sa.key",
+            "pki/sa.pub",
+            "secrets/bootstrap-token"
+        ]
+    );
+    for (base, cn) in secrets::CAS {
+        let crt = object(&s, &format!("{base}.crt")).await;
+        let key = object(&s, &format!("{base}.key")).await;
+        let text = String::from_utf8(openssl(&["x509", "-noout", "-text"], &crt))
+            .unwrap()
+            .replace(" = ", "=");
+        assert!(text.contains(&format!("Subject: CN={cn}")), "{text}");
+        assert!(text.contains("CA:TRUE"), "{text}");
+        assert!(text.contains("Certificate Sign"), "{text}");
+        assert!(text.contains("rsaEncryption"), "{text}");
+        assert_eq!(
+            openssl(&["x509", "-noout", "-pubkey"], &crt),
+            openssl(&["pkey", "-pubout"], &key),
+            "{base}: certificate and key match"
+        );
+        // Self-signed and usable as a trust anchor.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &crt).unwrap();
+        let path = file.path().to_str().unwrap();
+        openssl(&["verify", "-CAfile", path, path], b"");
+    }
+    // The discovery hash of `kubeadm join`, as the node bootstrap script computes it.
+    let ca = object(&s, "pki/ca.crt").await;
+    let der = openssl(
+        &["rsa", "-pubin", "-outform", "der"],
+        &openssl(&["x509", "-pubkey", "-noout"], &ca),
+    );
+    assert!(der.len() > 256, "an RSA-2048 public key");
+    assert_eq!(
+        openssl(&["pkey", "-pubout"], &object(&s, "pki/sa.key").await),
+        object(&s, "pki/sa.pub").await
+    );
+    let token = String::from_utf8(object(&s, "secrets/bootstrap-token").await).unwrap();
+    assert_eq!(token.len(), 23, "{token}");
+
+    // Idempotent: nothing is written again, nothing changes.
+    let before = s.list().await.unwrap();
+    assert!(secrets::ensure(&s).await.unwrap().is_empty());
+    assert_eq!(object(&s, "pki/ca.crt").await, ca);
+    assert_eq!(s.list().await.unwrap(), before);
+
+    // A crash after the key was written but before its certificate: the
+    // certificate is made again from the stored key.
+    let key = object(&s, "pki/front-proxy-ca.key").await;
+    s.delete("pki/front-proxy-ca.crt").await.unwrap();
+    assert_eq!(
+        secrets::ensure(&s).await.unwrap(),
+        ["pki/front-proxy-ca.crt"]
+    );
+    assert_eq!(object(&s, "pki/front-proxy-ca.key").await, key);
+    assert_eq!(
+        openssl(
+            &["x509", "-noout", "-pubkey"],
+            &object(&s, "pki/front-proxy-ca.crt").await
+        ),
+        openssl(&["pkey", "-pubout"], &key)
+    );
+
+    // Concurrent writers: each object exists once, all agree on it.
+    let other = StateStore::new(
+        moto.s3("eu-west-1").await,
+        "state",
+        "clusters/other.example.com",
+    );
+    let results = futures::future::join_all((0..4).map(|_| secrets::ensure(&other))).await;
+    let total: usize = results.into_iter().map(|r| r.unwrap().len()).sum();
+    assert!(total >= 9, "every object written by someone ({total})");
+    let key = object(&other, "pki/ca.key").await;
+    assert_eq!(
+        openssl(
+            &["x509", "-noout", "-pubkey"],
+            &object(&other, "pki/ca.crt").await
+        ),
+        openssl(&["pkey", "-pubout"], &key)
+    );
+
+    // Destroy removes them (and the init marker).
+    s.put(secrets::INIT_MARKER, b"ip-10-0-0-1".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(secrets::remove(&s).await.unwrap(), 10);
+    assert!(
+        s.list()
+            .await
+            .unwrap()
+            .iter()
+            .all(|(k, _)| !k.starts_with("pki/")
+                && !k.starts_with("secrets/")
+                && k != "cluster-initialized")
+    );
+}

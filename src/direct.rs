@@ -25,10 +25,10 @@ pub enum DirectError {
     #[error("finding existing resources: {0}")]
     Discover(#[source] CloudError),
     /// Some changes failed; `plan` is what was attempted.
-    #[error("{source}")]
+    #[error("{error}")]
     Apply {
         /// The failures.
-        source: ApplyError,
+        error: ApplyError,
         /// The plan being applied (for its report of untouched resources).
         plan: Box<Plan>,
     },
@@ -41,6 +41,14 @@ pub enum DirectError {
         plan: u64,
         /// The store's serial.
         current: u64,
+    },
+    /// The spec's DNS zone is not a public hosted zone of the account.
+    #[error(
+        "spec.dnsZone {zone}: no public hosted zone of that name in this account; create it (and delegate it from its parent), or change spec.dnsZone"
+    )]
+    NoDnsZone {
+        /// The zone.
+        zone: String,
     },
     /// The saved plan is for another cluster.
     #[error("the saved plan is for cluster {plan}, not {spec}")]
@@ -112,6 +120,16 @@ impl Direct {
         for a in &actual {
             ids.insert(&a.address, &a.id);
         }
+        if !target.resources.is_empty() {
+            let missing = self
+                .cloud
+                .missing_dns_zones(target)
+                .await
+                .map_err(DirectError::Discover)?;
+            if let Some(zone) = missing.into_iter().next() {
+                return Err(DirectError::NoDnsZone { zone });
+            }
+        }
         let mut plan = diff(target, &actual, serial);
         plan.untouched = self
             .cloud
@@ -182,9 +200,9 @@ impl Direct {
             crate::state::secrets::ensure(&self.store).await?
         };
         let cloud: Arc<dyn Cloud> = self.cloud.clone();
-        if let Err(source) = apply(cloud, target, &plan, &ids, parallelism, progress).await {
+        if let Err(error) = apply(cloud, target, &plan, &ids, parallelism, progress).await {
             return Err(DirectError::Apply {
-                source,
+                error,
                 plan: Box::new(plan),
             });
         }

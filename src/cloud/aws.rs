@@ -86,6 +86,14 @@ impl AwsCloud {
         }
     }
 
+    /// The public hosted zones the model's DNS records need that do not exist.
+    pub async fn missing_dns_zones(
+        &self,
+        model: &crate::model::Model,
+    ) -> Result<Vec<String>, CloudError> {
+        super::edge::missing_zones(&self.edge(), model).await
+    }
+
     /// Resolves the model's image lookups to AMI ids (see
     /// [`super::compute::resolve_images`]).
     pub async fn resolve_images(&self, model: &mut crate::model::Model) -> Result<(), CloudError> {

@@ -224,6 +224,27 @@ pub(crate) async fn discover(
     Ok(out)
 }
 
+/// The public hosted zones the model's records need that do not exist.
+pub(crate) async fn missing_zones(x: &Edge<'_>, model: &Model) -> Result<Vec<String>, CloudError> {
+    let mut zones: Vec<&str> = model
+        .resources
+        .iter()
+        .filter_map(|r| match &r.props {
+            Props::DnsRecord { zone_name, .. } => Some(zone_name.as_str()),
+            _ => None,
+        })
+        .collect();
+    zones.sort();
+    zones.dedup();
+    let mut missing = Vec::new();
+    for z in zones {
+        if zone_id(x, z).await?.is_none() {
+            missing.push(z.to_string());
+        }
+    }
+    Ok(missing)
+}
+
 async fn zone_id(x: &Edge<'_>, zone: &str) -> Result<Option<String>, CloudError> {
     let z = x
         .r53

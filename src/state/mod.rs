@@ -41,6 +41,14 @@ pub enum StateError {
         /// This build.
         ours: String,
     },
+    /// The state store's bucket does not exist.
+    #[error(
+        "the state store bucket {bucket} does not exist: create it (with versioning on, so earlier states can be recovered), or point spec.stateStore at another"
+    )]
+    NoBucket {
+        /// Bucket.
+        bucket: String,
+    },
     /// A secret could not be made or read.
     #[error("state store secret {name}: {message}")]
     Secret {
@@ -177,6 +185,11 @@ impl StateStore {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
+        if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchBucket") {
+            return StateError::NoBucket {
+                bucket: self.bucket.clone(),
+            };
+        }
         StateError::S3 {
             op,
             bucket: self.bucket.clone(),

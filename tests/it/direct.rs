@@ -214,7 +214,24 @@ fn run(moto: &Moto, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn cli_plan_detailed_exitcode_json_and_saved_plan() {
     let Some(moto) = Moto::start() else { return };
+    // What a new account lacks is named, with what to do about it.
+    let out = run(&moto, &["plan", "-f", "examples/dev.yaml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the state store bucket example-clusterctl-state does not exist")
+            && err.contains("spec.stateStore"),
+        "{err}"
+    );
     moto.bucket("us-east-1", "example-clusterctl-state").await;
+    let out = run(&moto, &["plan", "-f", "examples/dev.yaml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("spec.dnsZone example.com: no public hosted zone of that name"),
+        "{err}"
+    );
+    hosted_zone(&moto, "us-east-1", "example.com").await;
     let out = run(
         &moto,
         &["plan", "-f", "examples/dev.yaml", "--detailed-exitcode"],

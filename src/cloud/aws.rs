@@ -1503,6 +1503,53 @@ impl Cloud for AwsCloud {
                 out.push(item("aws_instance", i.instance_id(), i.tags(), None));
             }
         }
+        // Other network interfaces: RDS, Lambda, VPC endpoints, load
+        // balancers of others... Those of instances are covered above; our
+        // load balancer's say so in their description.
+        // Our NAT gateways in any state: a deleted one's interface can
+        // linger a while (and for good in moto).
+        let nats = self
+            .ec2
+            .describe_nat_gateways()
+            .filter(in_vpc())
+            .filter(self.owned_filter())
+            .send()
+            .await
+            .map_err(|e| err("DescribeNatGateways", "untouched", e))?;
+        let our_nats: Vec<&str> = nats
+            .nat_gateways()
+            .iter()
+            .flat_map(|n| n.nat_gateway_addresses())
+            .filter_map(|a| a.network_interface_id())
+            .collect();
+        let our_lbs: Vec<String> = actual
+            .iter()
+            .filter(|a| a.kind == "aws_lb" && a.owned)
+            .map(|a| format!("ELB net/{}/", a.name))
+            .collect();
+        let enis = self
+            .ec2
+            .describe_network_interfaces()
+            .filters(in_vpc())
+            .send()
+            .await
+            .map_err(|e| err("DescribeNetworkInterfaces", "untouched", e))?;
+        for n in enis.network_interfaces() {
+            let description = n.description().unwrap_or_default();
+            let of_instance = n.attachment().and_then(|a| a.instance_id()).is_some();
+            let of_our_nat = n
+                .network_interface_id()
+                .is_some_and(|id| our_nats.contains(&id));
+            let of_our_lb = our_lbs.iter().any(|p| description.starts_with(p.as_str()));
+            if !(of_instance || of_our_nat || of_our_lb || ours(n.tag_set())) {
+                out.push(item(
+                    "aws_network_interface",
+                    n.network_interface_id(),
+                    n.tag_set(),
+                    Some(description).filter(|d| !d.is_empty()),
+                ));
+            }
+        }
         out.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
         Ok(out)
     }

@@ -508,9 +508,15 @@ async fn two_concurrent_applies_exactly_one_proceeds() {
 
 /// Runs `apply` and kills it with SIGKILL after `after` finished changes.
 fn apply_killed_after(moto: &Moto, after: usize) {
+    killed_after(moto, "apply", after)
+}
+
+/// Runs `command` (apply or destroy) on ha.yaml and kills it with SIGKILL
+/// after `after` finished changes.
+fn killed_after(moto: &Moto, command: &str, after: usize) {
     use std::io::BufRead;
     let mut cmd = moto.clusterctl(&[
-        "apply",
+        command,
         "-f",
         "examples/ha.yaml",
         "--yes",
@@ -526,7 +532,10 @@ fn apply_killed_after(moto: &Moto, after: usize) {
     let mut done = 0;
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line.unwrap();
-        if line.contains(": created") || line.contains(": updated") {
+        if line.ends_with(": created")
+            || line.ends_with(": updated")
+            || line.ends_with(": destroyed")
+        {
             done += 1;
             if done >= after {
                 child.kill().unwrap(); // SIGKILL
@@ -535,6 +544,61 @@ fn apply_killed_after(moto: &Moto, after: usize) {
         }
     }
     let _ = child.wait();
+}
+
+/// The same for destroy: killed at three points, force-unlocked, run again,
+/// it finishes — nothing with the cluster's tag is left, and the secrets
+/// (removed only after everything else) are gone too.
+#[tokio::test]
+async fn kill_9_during_destroy_then_destroy_again_finishes() {
+    let n = clusterctl::model::build(&Spec::load(&root().join("examples/ha.yaml")).unwrap())
+        .unwrap()
+        .resources
+        .len();
+    let Some(moto) = Moto::start() else { return };
+    hosted_zone(&moto, "eu-west-1", "example.com").await;
+    moto.bucket("eu-west-1", "example-clusterctl-state").await;
+    let store = clusterctl::state::StateStore::new(
+        moto.s3("eu-west-1").await,
+        "example-clusterctl-state",
+        "clusters/ha.example.com",
+    );
+    for after in [1, n / 2, n - 1] {
+        run_ok(&moto, &["apply", "-f", "examples/ha.yaml", "--yes"]);
+        killed_after(&moto, "destroy", after);
+        let holder = store
+            .lock_holder()
+            .await
+            .unwrap()
+            .expect("the dead run's lock");
+        assert_eq!(holder.operation, "destroy");
+        run_ok(
+            &moto,
+            &["force-unlock", &holder.id, "-f", "examples/ha.yaml"],
+        );
+        run_ok(&moto, &["destroy", "-f", "examples/ha.yaml", "--yes"]);
+        let cloud = cloud(&moto, "eu-west-1", "ha.example.com").await;
+        let m = clusterctl::model::build(&Spec::load(&root().join("examples/ha.yaml")).unwrap())
+            .unwrap();
+        let left: Vec<String> = cloud
+            .discover(&m)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.owned)
+            .map(|a| a.address)
+            .collect();
+        assert!(left.is_empty(), "killed after {after}: left {left:?}");
+        let secrets: Vec<String> = store
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("pki/") || k.starts_with("secrets/"))
+            .collect();
+        assert!(secrets.is_empty(), "killed after {after}: {secrets:?}");
+    }
 }
 
 fn run_ok(moto: &Moto, args: &[&str]) -> String {

@@ -351,6 +351,20 @@ async fn destroy_leaves_what_we_do_not_own(
         .await
         .unwrap();
     let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    // A database's network interface in that subnet.
+    let eni = ec2
+        .create_network_interface()
+        .subnet_id(&subnet_id)
+        .description("RDSNetworkInterface")
+        .send()
+        .await
+        .unwrap();
+    let eni_id = eni
+        .network_interface()
+        .unwrap()
+        .network_interface_id()
+        .unwrap()
+        .to_string();
 
     let v: serde_json::Value =
         serde_json::from_str(&cli.ok(&["plan", "-f", spec.to_str().unwrap(), "-o", "json"]))
@@ -370,6 +384,7 @@ async fn destroy_leaves_what_we_do_not_own(
     assert_eq!(
         reported,
         [
+            ("aws_network_interface".to_string(), eni_id.clone()),
             ("aws_security_group".to_string(), sg_id.clone()),
             ("aws_subnet".to_string(), subnet_id.clone())
         ],
@@ -390,8 +405,9 @@ async fn destroy_leaves_what_we_do_not_own(
     assert_eq!(out.status.code(), Some(1), "{example}: {stdout}{stderr}");
     assert!(
         stdout.contains(&format!(
-            "Left untouched: 2 resources in the cluster's VPC without the tag KubernetesCluster={cluster}"
+            "Left untouched: 3 resources in the cluster's VPC without the tag KubernetesCluster={cluster}"
         )) && stdout.contains(&format!("aws_security_group {sg_id} (database-not-ours)"))
+            && stdout.contains(&format!("aws_network_interface {eni_id} (RDSNetworkInterface)"))
             && stdout.contains(&format!("aws_subnet {subnet_id}"))
             && stdout.contains("AWS refuses to delete a VPC"),
         "{stdout}"
@@ -405,8 +421,13 @@ async fn destroy_leaves_what_we_do_not_own(
         [1, 0, 0, 0, 0],
         "{example}: only the VPC is left"
     );
-    // Once its owner removes the subnet, destroy finishes; the foreign
-    // security group is still reported and still there.
+    // Once its owner removes the database and the subnet, destroy finishes;
+    // the foreign security group is still reported and still there.
+    ec2.delete_network_interface()
+        .network_interface_id(&eni_id)
+        .send()
+        .await
+        .unwrap();
     ec2.delete_subnet()
         .subnet_id(&subnet_id)
         .send()

@@ -102,7 +102,7 @@ impl Moto {
         )
     }
 
-    /// Creates a bucket.
+    /// Creates a bucket (nothing to do if this account already has it).
     pub async fn bucket(&self, region: &str, name: &str) {
         let s3 = self.s3(region).await;
         let mut req = s3.create_bucket().bucket(name);
@@ -113,6 +113,12 @@ impl Moto {
                     .build(),
             );
         }
-        req.send().await.expect("create bucket");
+        match req.send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
+            Err(e) => panic!("create bucket {name}: {e:?}"),
+        }
     }
 }

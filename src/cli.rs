@@ -91,11 +91,13 @@ pub enum Command {
         #[arg(long = "out", value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Create or update the cluster's AWS resources (direct target; some
-    /// resource types are not supported yet and fail with a clear error).
+    /// Create or update the cluster's AWS resources (direct target): from a
+    /// spec with --yes, or from a plan saved by `plan --out`.
     Apply {
-        #[command(flatten)]
-        spec: SpecArg,
+        /// Cluster spec (optional with a saved plan, which carries its spec;
+        /// if given, it must be the spec the plan was made from).
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: Option<PathBuf>,
         /// A plan saved by `plan --out`; refused when the state moved since.
         plan: Option<PathBuf>,
         /// Apply without asking (required unless a saved plan is given).

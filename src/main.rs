@@ -125,6 +125,27 @@ fn print_json(v: &serde_json::Value) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Reads a plan saved by `plan --out`.
+fn read_saved_plan(path: &std::path::Path) -> Result<clusterctl::plan::Plan, AppError> {
+    let bad = |why: String| {
+        AppError::Usage(format!(
+            "{}: not a plan saved by `clusterctl plan --out`: {why}",
+            path.display()
+        ))
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let plan: clusterctl::plan::Plan =
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if plan.format_version != clusterctl::plan::PLAN_FORMAT {
+        return Err(bad(format!(
+            "format version {}, this clusterctl reads {}",
+            plan.format_version,
+            clusterctl::plan::PLAN_FORMAT
+        )));
+    }
+    Ok(plan)
+}
+
 /// Runs apply or destroy through the direct target, with progress on stdout.
 fn run_direct(
     s: &Spec,
@@ -387,8 +408,12 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let m = model::build(&s)?;
             runtime()?.block_on(async {
                 let d = clusterctl::direct::Direct::connect(&s, m).await?;
-                let (plan, _) = d.plan().await?;
+                let (mut plan, _) = d.plan().await?;
                 if let Some(path) = &out {
+                    plan.spec = Some(clusterctl::plan::SavedSpec {
+                        file: spec.file.display().to_string(),
+                        text: s.source.clone(),
+                    });
                     std::fs::write(path, serde_json::to_vec_pretty(&plan)?)?;
                 }
                 if format == Format::Json {
@@ -401,7 +426,7 @@ print_json(&serde_json::json!({
                     print!("{}", plan.render());
                     print!("{}", plan.untouched_note(&format!("KubernetesCluster={}", d.model.cluster_name)));
                     if let Some(path) = &out {
-                        println!("\nSaved the plan to {} (state serial {}). Apply it with: clusterctl apply -f {} {}", path.display(), plan.serial, spec.file.display(), path.display());
+                        println!("\nSaved the plan to {} (state serial {}, with its spec). Apply it with: clusterctl apply {}", path.display(), plan.serial, path.display());
                     } else if !plan.is_empty() {
                         println!("\nMust specify --yes to apply changes: clusterctl apply -f {} --yes", spec.file.display());
                     }
@@ -410,7 +435,7 @@ print_json(&serde_json::json!({
             })
         }
         Command::Apply {
-            spec,
+            file,
             plan,
             yes,
             run,
@@ -421,11 +446,28 @@ print_json(&serde_json::json!({
                 );
                 return Ok(ExitCode::from(1));
             }
-            let saved: Option<clusterctl::plan::Plan> = match &plan {
-                Some(p) => Some(serde_json::from_slice(&std::fs::read(p)?)?),
-                None => None,
+            let saved = plan.as_deref().map(read_saved_plan).transpose()?;
+            let s = match (&file, saved.as_ref().and_then(|p| p.spec.as_ref())) {
+                (Some(f), Some(embedded)) => {
+                    let s = Spec::load(f)?;
+                    if s.source != embedded.text {
+                        return Err(AppError::Usage(format!(
+                            "{} is not the spec the saved plan was made from ({} as it was then); run plan again, or apply the plan without -f",
+                            f.display(),
+                            embedded.file
+                        )));
+                    }
+                    s
+                }
+                (Some(f), None) => Spec::load(f)?,
+                (None, Some(embedded)) => Spec::parse(&embedded.text, &embedded.file)?,
+                (None, None) => {
+                    return Err(AppError::Usage(
+                        "give the spec with -f FILE (or a plan saved with `clusterctl plan --out`)"
+                            .into(),
+                    ));
+                }
             };
-            let s = Spec::load(&spec.file)?;
             let m = model::build(&s)?;
             run_direct(&s, m, false, saved, &run)
         }

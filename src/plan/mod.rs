@@ -87,10 +87,22 @@ pub struct Plan {
     pub serial: u64,
     /// Changes: creates and updates in dependency order, then deletes.
     pub changes: Vec<ResourceChange>,
+    /// The spec the plan was made from (a saved plan applies on its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<SavedSpec>,
     /// Resources inside the cluster's VPC without its ownership tag: never
     /// changed or deleted, only reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub untouched: Vec<Untouched>,
+}
+
+/// A spec as a saved plan carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSpec {
+    /// Where it was read from (for messages).
+    pub file: String,
+    /// Its text.
+    pub text: String,
 }
 
 /// A resource in the cluster's VPC that the cluster does not own.
@@ -317,6 +329,7 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
         cluster: model.cluster_name.clone(),
         serial,
         changes,
+        spec: None,
         untouched: vec![],
     }
 }

@@ -292,6 +292,49 @@ async fn cli_plan_detailed_exitcode_json_and_saved_plan() {
     let no_yes = run(&moto, &["apply", "-f", "examples/dev.yaml"]);
     assert_eq!(no_yes.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no_yes.stderr).contains("Must specify --yes"));
+
+    // A saved plan carries its spec: it applies on its own, and refuses a
+    // different spec or a file that is not a plan.
+    let other = run(
+        &moto,
+        &["apply", "-f", "examples/ha.yaml", saved.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert_ne!(other.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("examples/ha.yaml is not the spec the saved plan was made from"),
+        "{err}"
+    );
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"changes\": 3}").unwrap();
+    let out = run(&moto, &["apply", junk.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("not a plan saved by `clusterctl plan --out`"),
+        "{err}"
+    );
+    let fresh = dir.path().join("fresh.json");
+    run_ok(
+        &moto,
+        &[
+            "plan",
+            "-f",
+            "examples/dev.yaml",
+            "--out",
+            fresh.to_str().unwrap(),
+        ],
+    );
+    let applied = run_ok(&moto, &["apply", fresh.to_str().unwrap()]);
+    assert!(
+        applied.contains(&format!("Apply complete! Resources: {n} added")),
+        "{applied}"
+    );
+    let again = run(
+        &moto,
+        &["plan", "-f", "examples/dev.yaml", "--detailed-exitcode"],
+    );
+    assert_eq!(again.status.code(), Some(0));
 }
 
 #[tokio::test]

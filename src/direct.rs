@@ -42,6 +42,9 @@ pub enum DirectError {
         /// The store's serial.
         current: u64,
     },
+    /// The spec asks for something AWS does not offer.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
     /// The spec's DNS zone is not a public hosted zone of the account.
     #[error(
         "spec.dnsZone {zone}: no public hosted zone of that name in this account; create it (and delegate it from its parent), or change spec.dnsZone"
@@ -75,6 +78,8 @@ pub struct Applied {
 
 /// A connected direct target for one spec.
 pub struct Direct {
+    /// The spec.
+    pub spec: Spec,
     /// The model.
     pub model: Model,
     /// The state store.
@@ -101,6 +106,7 @@ impl Direct {
             .await
             .map_err(DirectError::Images)?;
         Ok(Direct {
+            spec: spec.clone(),
             cloud,
             store: StateStore::new(clients.s3, &bucket, &prefix),
             model,
@@ -121,6 +127,7 @@ impl Direct {
             ids.insert(&a.address, &a.id);
         }
         if !target.resources.is_empty() {
+            self.check_instance_types().await?;
             let missing = self
                 .cloud
                 .missing_dns_zones(target)
@@ -137,6 +144,86 @@ impl Direct {
             .await
             .map_err(DirectError::Discover)?;
         Ok((plan, ids))
+    }
+
+    /// Every machine type of every group (and of its mixed-instances
+    /// policy) must be offered in each of the group's zones: one call, and
+    /// every miss reported at its line of the spec.
+    async fn check_instance_types(&self) -> Result<(), DirectError> {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut zones_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for r in &self.model.resources {
+            if let crate::model::Props::AutoscalingGroup {
+                instance_group,
+                zone,
+                ..
+            } = &r.props
+            {
+                zones_of.entry(instance_group).or_default().insert(zone);
+            }
+        }
+        let mut wanted: Vec<(&str, String, &str)> = Vec::new(); // (group, path, type)
+        for g in &self.spec.groups {
+            wanted.push((
+                &g.metadata.name,
+                "spec.machineType".into(),
+                &g.spec.machine_type,
+            ));
+            if let Some(m) = &g.spec.mixed_instances_policy {
+                for (i, t) in m.instances.iter().enumerate() {
+                    wanted.push((
+                        &g.metadata.name,
+                        format!("spec.mixedInstancesPolicy.instances[{i}]"),
+                        t,
+                    ));
+                }
+            }
+        }
+        let types: BTreeSet<String> = wanted.iter().map(|w| w.2.to_string()).collect();
+        let zones: BTreeSet<String> = zones_of.values().flatten().map(|z| z.to_string()).collect();
+        if types.is_empty() || zones.is_empty() {
+            return Ok(());
+        }
+        let offered = self
+            .cloud
+            .offered_instance_types(
+                &types.into_iter().collect::<Vec<_>>(),
+                &zones.into_iter().collect::<Vec<_>>(),
+            )
+            .await
+            .map_err(DirectError::Discover)?;
+        let mut problems = Vec::new();
+        for (group, path, ty) in wanted {
+            let missing: Vec<&str> = zones_of
+                .get(group)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|z| !offered.contains(&(ty.to_string(), z.to_string())))
+                .collect();
+            if !missing.is_empty() {
+                problems.push(self.spec.problem_in(
+                    "InstanceGroup",
+                    group,
+                    &path,
+                    format!(
+                        "machine type {ty} is not offered in {} ({})",
+                        missing.join(", "),
+                        self.spec.cluster.spec.region
+                    ),
+                    "choose a type EC2 offers in every zone of the group (aws ec2 describe-instance-type-offerings --location-type availability-zone), or narrow the group's zones",
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::spec::SpecError::Invalid {
+                file: self.spec.file.clone(),
+                problems,
+            }
+            .into())
+        }
     }
 
     /// Plans the model.

@@ -97,7 +97,11 @@ fn main() -> ExitCode {
 }
 
 fn report(e: &AppError, format: Format) {
-    if let AppError::Spec(SpecError::Invalid { file, problems }) = e {
+    let spec_error = match e {
+        AppError::Spec(s) | AppError::Direct(clusterctl::direct::DirectError::Spec(s)) => Some(s),
+        _ => None,
+    };
+    if let Some(SpecError::Invalid { file, problems }) = spec_error {
         if format == Format::Json {
             let v = serde_json::json!({ "valid": false, "file": file, "problems": problems });
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

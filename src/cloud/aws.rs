@@ -86,6 +86,15 @@ impl AwsCloud {
         }
     }
 
+    /// The (instance type, zone) pairs among `types` × `zones` that EC2 offers.
+    pub async fn offered_instance_types(
+        &self,
+        types: &[String],
+        zones: &[String],
+    ) -> Result<std::collections::HashSet<(String, String)>, CloudError> {
+        super::compute::offered_instance_types(&self.ec2, types, zones).await
+    }
+
     /// The public hosted zones the model's DNS records need that do not exist.
     pub async fn missing_dns_zones(
         &self,

@@ -166,6 +166,45 @@ pub(crate) async fn resolve_images(
     Ok(())
 }
 
+/// Which of `types` are offered in which of `zones`: one paginated
+/// DescribeInstanceTypeOfferings call, filtered by both.
+pub(crate) async fn offered_instance_types(
+    ec2c: &aws_sdk_ec2::Client,
+    types: &[String],
+    zones: &[String],
+) -> Result<std::collections::HashSet<(String, String)>, CloudError> {
+    let pages = ec2c
+        .describe_instance_type_offerings()
+        .location_type(ec2::LocationType::AvailabilityZone)
+        .filters(
+            ec2::Filter::builder()
+                .name("instance-type")
+                .set_values(Some(types.to_vec()))
+                .build(),
+        )
+        .filters(
+            ec2::Filter::builder()
+                .name("location")
+                .set_values(Some(zones.to_vec()))
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| err("DescribeInstanceTypeOfferings", "instance types", e))?;
+    Ok(pages
+        .iter()
+        .filter_map(|o| {
+            Some((
+                o.instance_type()?.as_str().to_string(),
+                o.location()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
 /// Comparable attributes of a launch template version.
 pub(crate) fn lt_attrs(
     name: &str,

@@ -176,6 +176,37 @@ impl Spec {
         serde_json::json!({ "cluster": self.cluster, "instanceGroups": self.groups })
     }
 
+    /// A problem found after validation (by the direct target, against
+    /// what AWS offers), placed at `path` of the `kind`/`name` document.
+    pub fn problem_in(
+        &self,
+        kind: &str,
+        name: &str,
+        path: &str,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Problem {
+        let indexes = location::index_documents(&self.source).unwrap_or_default();
+        let position = serde_norway::Deserializer::from_str(&self.source)
+            .map(|d| Value::deserialize(d).unwrap_or(Value::Null))
+            .position(|v| {
+                v["kind"].as_str() == Some(kind) && v["metadata"]["name"].as_str() == Some(name)
+            });
+        let doc = DocRef {
+            index: position
+                .and_then(|n| indexes.get(n).cloned())
+                .unwrap_or_default(),
+            object: format!("{kind}/{name}"),
+        };
+        Reader {
+            file: self.file.clone(),
+            incomplete: false,
+            problems: Vec::new(),
+            user_cluster: String::new(),
+        }
+        .problem(&doc, path, message, help)
+    }
+
     /// The instance groups with the given role.
     pub fn groups_with_role(&self, role: Role) -> impl Iterator<Item = &InstanceGroup> {
         self.groups.iter().filter(move |g| g.spec.role == role)

@@ -865,3 +865,52 @@ async fn apply_shows_a_live_bar_on_a_terminal_and_plain_lines_otherwise() {
         "{text}"
     );
 }
+
+/// A machine type EC2 does not offer in a group's zones is reported at
+/// plan time at its line of the spec, like any other spec problem, and
+/// nothing is created.
+#[tokio::test]
+async fn unoffered_machine_types_are_reported_at_their_line() {
+    let Some(moto) = Moto::start() else { return };
+    hosted_zone(&moto, "eu-west-1", "example.com").await;
+    moto.bucket("eu-west-1", "example-clusterctl-state").await;
+    let text = std::fs::read_to_string(root().join("examples/ha.yaml"))
+        .unwrap()
+        .replacen(
+            "  machineType: m6i.xlarge\n",
+            "  machineType: m6i.xlarg\n",
+            1,
+        )
+        .replacen(
+            "instances: [m6i.large, m5.large, m5a.large]",
+            "instances: [m6i.large, m5.large, q9.huge]",
+            1,
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("ha.yaml");
+    std::fs::write(&spec, &text).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let file = spec.to_str().unwrap();
+    for args in [vec!["plan", "-f", file], vec!["apply", "-f", file, "--yes"]] {
+        let cmd = args[0];
+        let out = run(&moto, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{file}:{}:3: InstanceGroup/nodes spec.machineType: machine type m6i.xlarg is not offered in eu-west-1a, eu-west-1b, eu-west-1c (eu-west-1)",
+                line_of("machineType: m6i.xlarg")
+            )),
+            "{cmd}: {err}"
+        );
+        assert!(
+            err.contains("InstanceGroup/spot-batch spec.mixedInstancesPolicy.instances[2]: machine type q9.huge is not offered"),
+            "{cmd}: {err}"
+        );
+    }
+    let vpcs = ec2(&moto).await.describe_vpcs().send().await.unwrap();
+    assert!(
+        vpcs.vpcs().iter().all(|v| v.is_default() == Some(true)),
+        "nothing was created"
+    );
+}

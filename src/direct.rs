@@ -90,8 +90,9 @@ pub struct Direct {
 
 impl Direct {
     /// Connects with the standard AWS configuration (AWS_ENDPOINT_URL for an
-    /// emulator) and resolves the model's image lookups to AMI ids.
-    pub async fn connect(spec: &Spec, mut model: Model) -> Result<Direct, DirectError> {
+    /// emulator). Plan and apply then call [`Direct::resolve_images`];
+    /// destroy needs no images (and must work when they are gone).
+    pub async fn connect(spec: &Spec, model: Model) -> Result<Direct, DirectError> {
         let clients = crate::cloud::Clients::load(&spec.cluster.spec.region).await;
         let (bucket, prefix) =
             state_location(&spec.cluster.spec.state_store, &spec.cluster.metadata.name);
@@ -101,10 +102,6 @@ impl Direct {
             &bucket,
             &prefix,
         ));
-        cloud
-            .resolve_images(&mut model)
-            .await
-            .map_err(DirectError::Images)?;
         Ok(Direct {
             spec: spec.clone(),
             cloud,
@@ -144,6 +141,14 @@ impl Direct {
             .await
             .map_err(DirectError::Discover)?;
         Ok((plan, ids))
+    }
+
+    /// Resolves the model's image lookups to AMI ids.
+    pub async fn resolve_images(&mut self) -> Result<(), DirectError> {
+        self.cloud
+            .resolve_images(&mut self.model)
+            .await
+            .map_err(DirectError::Images)
     }
 
     /// Every machine type of every group (and of its mixed-instances

@@ -169,7 +169,10 @@ fn run_direct(
         None => None,
     };
     runtime()?.block_on(async {
-        let d = clusterctl::direct::Direct::connect(s, m).await?;
+        let mut d = clusterctl::direct::Direct::connect(s, m).await?;
+        if !destroy {
+            d.resolve_images().await?;
+        }
         let target = if destroy { model::Model { resources: vec![], ..d.model.clone() } } else { d.model.clone() };
         let op = if destroy { "destroy" } else { "apply" };
         let progress = clusterctl::apply::progress::for_stdout();
@@ -411,7 +414,8 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let s = Spec::load(&spec.file)?;
             let m = model::build(&s)?;
             runtime()?.block_on(async {
-                let d = clusterctl::direct::Direct::connect(&s, m).await?;
+                let mut d = clusterctl::direct::Direct::connect(&s, m).await?;
+                d.resolve_images().await?;
                 let (mut plan, _) = d.plan().await?;
                 if let Some(path) = &out {
                     plan.spec = Some(clusterctl::plan::SavedSpec {

@@ -802,6 +802,21 @@ async fn image_lookups_resolve_to_the_newest_matching_ami_in_any_region() {
         e.contains("no available image of owner 099720109477 matches the name ubuntu/images/hvm-ssd-gp3/ubuntu-plucky-*"),
         "{e}"
     );
+    // Through the CLI: plan fails on the lookup; destroy needs no image.
+    hosted_zone(&moto, "us-east-1", "example.com").await;
+    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("dev.yaml");
+    std::fs::write(&spec, &text).unwrap();
+    let file = spec.to_str().unwrap();
+    let plan = run(&moto, &["plan", "-f", file]);
+    let err = String::from_utf8_lossy(&plan.stderr);
+    assert_eq!(plan.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("resolving images: no available image"),
+        "{err}"
+    );
+    run_ok(&moto, &["destroy", "-f", file, "--yes"]);
 }
 
 /// On a terminal, apply draws a live bar (count, elapsed time, what is in

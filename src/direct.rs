@@ -130,8 +130,10 @@ impl Direct {
                 .missing_dns_zones(target)
                 .await
                 .map_err(DirectError::Discover)?;
-            if let Some(zone) = missing.into_iter().next() {
-                return Err(DirectError::NoDnsZone { zone });
+            if !missing.is_empty() {
+                return Err(DirectError::NoDnsZone {
+                    zone: missing.join(", "),
+                });
             }
         }
         let mut plan = diff(target, &actual, serial);
@@ -293,6 +295,17 @@ impl Direct {
         };
         let cloud: Arc<dyn Cloud> = self.cloud.clone();
         if let Err(error) = apply(cloud, target, &plan, &ids, parallelism, progress).await {
+            // A destroy stopped by something else (a foreign resource in the
+            // VPC, say) after every Auto Scaling group went: no control
+            // plane is left, so the init marker goes too.
+            let asg_failed = match &error {
+                crate::apply::ApplyError::Failed { failed, .. } => failed
+                    .iter()
+                    .any(|e| e.to_string().contains("aws_autoscaling_group.")),
+            };
+            if destroy && !asg_failed {
+                crate::state::secrets::remove_init_marker(&self.store).await?;
+            }
             return Err(DirectError::Apply {
                 error,
                 plan: Box::new(plan),

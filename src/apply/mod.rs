@@ -41,7 +41,15 @@ pub async fn apply(
     parallelism: usize,
     progress: Arc<dyn Progress>,
 ) -> Result<(), ApplyError> {
-    progress.begin(plan.changes.len());
+    // A replacement reports twice: its delete half and its create half.
+    progress.begin(
+        plan.changes.len()
+            + plan
+                .changes
+                .iter()
+                .filter(|c| c.action == Action::Replace)
+                .count(),
+    );
     let sem = Arc::new(Semaphore::new(parallelism.max(1)));
     let mut failed: Vec<CloudError> = Vec::new();
 
@@ -221,6 +229,30 @@ mod tests {
 
     async fn replan(cloud: &Arc<FakeCloud>, m: &Model) -> Plan {
         diff(m, &cloud.discover(m).await.unwrap(), 0)
+    }
+
+    /// A replacement finishes twice (delete half, create half); the bar's
+    /// length counts both, so it ends exactly full.
+    #[tokio::test]
+    async fn progress_length_counts_both_halves_of_a_replacement() {
+        let cloud = Arc::new(FakeCloud::default());
+        converge(&cloud, &model(HA)).await;
+        let edited = model(&HA.replace("sshAccess: [", "sshAccess: [198.51.100.0/24, "));
+        let plan = replan(&cloud, &edited).await;
+        assert!(
+            plan.changes.iter().any(|c| c.action == Action::Replace),
+            "{}",
+            plan.render()
+        );
+        let bar = Arc::new(Bar::new(indicatif::ProgressDrawTarget::hidden()));
+        let ids = IdMap::default();
+        for a in cloud.discover(&edited).await.unwrap() {
+            ids.insert(&a.address, &a.id);
+        }
+        apply(cloud.clone(), &edited, &plan, &ids, 4, bar.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Some(bar.position()), bar.length());
     }
 
     #[tokio::test]

@@ -308,6 +308,11 @@ impl StateStore {
                 }
                 false => {
                     let holder = self.lock_holder().await?;
+                    if holder.as_ref().is_some_and(|h| h.id == info.id) {
+                        // Our put went through; the SDK retried it after a
+                        // lost response and the retry found our own lock.
+                        return Ok(Lock { info });
+                    }
                     match (deadline, holder) {
                         (_, None) => continue, // released between the put and the read
                         (Some(d), Some(_)) if tokio::time::Instant::now() + delay < d => {

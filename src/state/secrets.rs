@@ -163,12 +163,30 @@ pub async fn ensure(store: &StateStore) -> Result<Vec<String>, StateError> {
 /// Removes the secrets and the init marker (after a destroy); returns how
 /// many objects went.
 pub async fn remove(store: &StateStore) -> Result<usize, StateError> {
-    let mut n = store.delete_dir("pki").await? + store.delete_dir("secrets").await?;
+    // Certificates and public keys go before the keys they were made from:
+    // a crash part way leaves keys whose halves `ensure` makes again, never
+    // a certificate whose key was replaced.
+    let mut n = 0;
+    for (name, _) in store.list().await? {
+        if name.starts_with("pki/") && (name.ends_with(".crt") || name.ends_with(".pub")) {
+            store.delete(&name).await?;
+            n += 1;
+        }
+    }
+    n += store.delete_dir("pki").await? + store.delete_dir("secrets").await?;
+    n += remove_init_marker(store).await?;
+    Ok(n)
+}
+
+/// Removes the marker that makes new control-plane instances join rather
+/// than initialise; once no control plane is left it must go, or a re-apply
+/// would have every new instance join a cluster that no longer exists.
+pub async fn remove_init_marker(store: &StateStore) -> Result<usize, StateError> {
     if store.get(INIT_MARKER).await?.is_some() {
         store.delete(INIT_MARKER).await?;
-        n += 1;
+        return Ok(1);
     }
-    Ok(n)
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -391,6 +391,20 @@ async fn destroy_leaves_what_we_do_not_own(
         "{example}"
     );
 
+    // The first control-plane instance to boot would have left this.
+    let store = clusterctl::state::StateStore::new(
+        moto.s3(region).await,
+        "example-clusterctl-state",
+        &format!("clusters/{cluster}"),
+    );
+    store
+        .put(
+            clusterctl::state::secrets::INIT_MARKER,
+            b"ip-10-0-0-1".to_vec(),
+        )
+        .await
+        .unwrap();
+
     // AWS refuses to delete a VPC that still holds a subnet: destroy removes
     // everything else, reports what it left and why the VPC stays, exit 1.
     let out = cli
@@ -421,6 +435,17 @@ async fn destroy_leaves_what_we_do_not_own(
         [1, 0, 0, 0, 0],
         "{example}: only the VPC is left"
     );
+    // No control plane is left, so the init marker went; the secrets stay
+    // until the destroy is complete.
+    assert!(
+        store
+            .get(clusterctl::state::secrets::INIT_MARKER)
+            .await
+            .unwrap()
+            .is_none(),
+        "{example}"
+    );
+    assert_eq!(secret_objects(&store).await, 9, "{example}");
     // Once its owner removes the database and the subnet, destroy finishes;
     // the foreign security group is still reported and still there.
     ec2.delete_network_interface()
@@ -451,11 +476,6 @@ async fn destroy_leaves_what_we_do_not_own(
         .await
         .unwrap();
     assert_eq!(sg_left.security_groups().len(), 1, "{example}");
-    let store = clusterctl::state::StateStore::new(
-        moto.s3(region).await,
-        "example-clusterctl-state",
-        &format!("clusters/{cluster}"),
-    );
     assert_eq!(
         secret_objects(&store).await,
         0,

@@ -40,10 +40,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = self.read_chunked()
+            headers["Content-Length"] = str(len(body))
         conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=120)
-        conn.request(self.command, self.path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
+        try:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except OSError as e:
+            # Say so instead of dropping the connection (which the SDK would
+            # retry, and the count would grow).
+            msg = f"countproxy: upstream failed: {e}".encode()
+            self.send_response(502)
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            self.wfile.write(msg)
+            return
         self.send_response(resp.status, resp.reason)
         head = self.command == "HEAD"
         for k, v in resp.getheaders():
@@ -55,6 +68,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(data)
         conn.close()
+
+    def read_chunked(self):
+        out = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return out
+            out += self.rfile.read(size)
+            self.rfile.readline()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
 

@@ -1462,10 +1462,13 @@ impl Cloud for AwsCloud {
             .ec2
             .describe_security_groups()
             .filters(in_vpc())
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| err("DescribeSecurityGroups", "untouched", e))?;
-        for g in sgs.security_groups() {
+        for g in &sgs {
             if g.group_name() != Some("default") && !ours(g.tags()) {
                 out.push(item(
                     "aws_security_group",
@@ -1479,10 +1482,13 @@ impl Cloud for AwsCloud {
             .ec2
             .describe_subnets()
             .filters(in_vpc())
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| err("DescribeSubnets", "untouched", e))?;
-        for n in subnets.subnets() {
+        for n in &subnets {
             if !ours(n.tags()) {
                 out.push(item("aws_subnet", n.subnet_id(), n.tags(), None));
             }
@@ -1496,18 +1502,18 @@ impl Cloud for AwsCloud {
                     .name("instance-state-name")
                     .values("pending")
                     .values("running")
+                    .values("shutting-down")
                     .values("stopping")
                     .values("stopped")
                     .build(),
             )
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| err("DescribeInstances", "untouched", e))?;
-        for i in reservations
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-        {
+        for i in reservations.iter().flat_map(|r| r.instances()) {
             if !ours(i.tags()) {
                 out.push(item("aws_instance", i.instance_id(), i.tags(), None));
             }
@@ -1522,11 +1528,13 @@ impl Cloud for AwsCloud {
             .describe_nat_gateways()
             .filter(in_vpc())
             .filter(self.owned_filter())
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| err("DescribeNatGateways", "untouched", e))?;
         let our_nats: Vec<&str> = nats
-            .nat_gateways()
             .iter()
             .flat_map(|n| n.nat_gateway_addresses())
             .filter_map(|a| a.network_interface_id())
@@ -1540,10 +1548,13 @@ impl Cloud for AwsCloud {
             .ec2
             .describe_network_interfaces()
             .filters(in_vpc())
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| err("DescribeNetworkInterfaces", "untouched", e))?;
-        for n in enis.network_interfaces() {
+        for n in &enis {
             let description = n.description().unwrap_or_default();
             let of_instance = n.attachment().and_then(|a| a.instance_id()).is_some();
             let of_our_nat = n

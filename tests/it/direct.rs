@@ -694,49 +694,11 @@ async fn kill_9_at_five_points_then_reapply_converges_without_duplicates() {
                 .values("ha.example.com")
                 .build()
         };
+        let [vpcs, subnets, _, lts, asgs] = moto.tagged_counts("eu-west-1", "ha.example.com").await;
         assert_eq!(
-            ec2.describe_vpcs()
-                .filters(f())
-                .send()
-                .await
-                .unwrap()
-                .vpcs()
-                .len(),
-            1,
-            "VPCs, killed after {after}"
-        );
-        assert_eq!(
-            ec2.describe_subnets()
-                .filters(f())
-                .send()
-                .await
-                .unwrap()
-                .subnets()
-                .len(),
-            6,
-            "subnets, killed after {after}"
-        );
-        assert_eq!(
-            ec2.describe_launch_templates()
-                .max_results(200)
-                .filters(f())
-                .send()
-                .await
-                .unwrap()
-                .launch_templates()
-                .len(),
-            5,
-            "LTs, killed after {after}"
-        );
-        let asgs = aws_sdk_autoscaling::Client::new(&moto.sdk_config("eu-west-1").await)
-            .describe_auto_scaling_groups()
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            asgs.auto_scaling_groups().len(),
-            9,
-            "ASGs, killed after {after}"
+            (vpcs, subnets, lts, asgs),
+            (1, 6, 5, 9),
+            "VPCs, subnets, launch templates, ASGs; killed after {after}"
         );
         let nats = ec2
             .describe_nat_gateways()

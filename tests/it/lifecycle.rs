@@ -431,7 +431,7 @@ async fn destroy_leaves_what_we_do_not_own(
         "{stderr}"
     );
     assert_eq!(
-        tagged_counts(moto, region, &cluster).await,
+        moto.tagged_counts(region, &cluster).await,
         [1, 0, 0, 0, 0],
         "{example}: only the VPC is left"
     );
@@ -465,7 +465,7 @@ async fn destroy_leaves_what_we_do_not_own(
         "{out}"
     );
     assert_eq!(
-        tagged_counts(moto, region, &cluster).await,
+        moto.tagged_counts(region, &cluster).await,
         [0; 5],
         "{example}: nothing with the cluster's tag is left"
     );
@@ -491,57 +491,6 @@ async fn secret_objects(store: &clusterctl::state::StateStore) -> usize {
         .iter()
         .filter(|(k, _)| k.starts_with("pki/") || k.starts_with("secrets/"))
         .count()
-}
-
-/// VPCs, subnets, security groups, launch templates and ASGs carrying the
-/// cluster's tag.
-async fn tagged_counts(moto: &Moto, region: &str, cluster: &str) -> [usize; 5] {
-    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config(region).await);
-    let tagged = || {
-        aws_sdk_ec2::types::Filter::builder()
-            .name("tag:KubernetesCluster")
-            .values(cluster)
-            .build()
-    };
-    let vpcs = ec2.describe_vpcs().filters(tagged()).send().await.unwrap();
-    let subnets = ec2
-        .describe_subnets()
-        .filters(tagged())
-        .send()
-        .await
-        .unwrap();
-    let sgs = ec2
-        .describe_security_groups()
-        .filters(tagged())
-        .send()
-        .await
-        .unwrap();
-    let lts = ec2
-        .describe_launch_templates()
-        .filters(tagged())
-        .max_results(200)
-        .send()
-        .await
-        .unwrap();
-    let asgs = aws_sdk_autoscaling::Client::new(&moto.sdk_config(region).await)
-        .describe_auto_scaling_groups()
-        .filters(
-            aws_sdk_autoscaling::types::Filter::builder()
-                .name("tag:KubernetesCluster")
-                .values(cluster)
-                .build(),
-        )
-        .max_records(100)
-        .send()
-        .await
-        .unwrap();
-    [
-        vpcs.vpcs().len(),
-        subnets.subnets().len(),
-        sgs.security_groups().len(),
-        lts.launch_templates().len(),
-        asgs.auto_scaling_groups().len(),
-    ]
 }
 
 #[tokio::test]

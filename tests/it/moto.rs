@@ -121,4 +121,55 @@ impl Moto {
             Err(e) => panic!("create bucket {name}: {e:?}"),
         }
     }
+
+    /// VPCs, subnets, security groups, launch templates and ASGs carrying the
+    /// cluster's tag.
+    pub async fn tagged_counts(&self, region: &str, cluster: &str) -> [usize; 5] {
+        let ec2 = aws_sdk_ec2::Client::new(&self.sdk_config(region).await);
+        let tagged = || {
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:KubernetesCluster")
+                .values(cluster)
+                .build()
+        };
+        let vpcs = ec2.describe_vpcs().filters(tagged()).send().await.unwrap();
+        let subnets = ec2
+            .describe_subnets()
+            .filters(tagged())
+            .send()
+            .await
+            .unwrap();
+        let sgs = ec2
+            .describe_security_groups()
+            .filters(tagged())
+            .send()
+            .await
+            .unwrap();
+        let lts = ec2
+            .describe_launch_templates()
+            .filters(tagged())
+            .max_results(200)
+            .send()
+            .await
+            .unwrap();
+        let asgs = aws_sdk_autoscaling::Client::new(&self.sdk_config(region).await)
+            .describe_auto_scaling_groups()
+            .filters(
+                aws_sdk_autoscaling::types::Filter::builder()
+                    .name("tag:KubernetesCluster")
+                    .values(cluster)
+                    .build(),
+            )
+            .max_records(100)
+            .send()
+            .await
+            .unwrap();
+        [
+            vpcs.vpcs().len(),
+            subnets.subnets().len(),
+            sgs.security_groups().len(),
+            lts.launch_templates().len(),
+            asgs.auto_scaling_groups().len(),
+        ]
+    }
 }

@@ -510,7 +510,9 @@ async fn large_example_converges_and_discovery_does_not_grow_with_groups() {
 
 #[tokio::test]
 async fn two_concurrent_applies_exactly_one_proceeds() {
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = Moto::start_serialised() else {
+        return;
+    };
     hosted_zone(&moto, "eu-west-1", "example.com").await;
     moto.bucket("eu-west-1", "example-clusterctl-state").await;
     let spawn = || {

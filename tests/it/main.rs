@@ -12,6 +12,7 @@ pub mod kube_env;
 mod kube_testserver;
 mod lifecycle;
 mod moto;
+mod proxy;
 mod render;
 mod shellcheck;
 mod state_store;

@@ -10,8 +10,9 @@ use crate::support::tool;
 /// A running moto_server.
 pub struct Moto {
     child: Child,
-    /// `http://127.0.0.1:<port>`
+    /// `http://127.0.0.1:<port>`: moto_server, or the proxy in front of it.
     pub endpoint: String,
+    _proxy: Option<crate::proxy::Proxy>,
 }
 
 impl Drop for Moto {
@@ -47,6 +48,7 @@ impl Moto {
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            _proxy: None,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -57,6 +59,29 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(100));
         }
         Some(moto)
+    }
+
+    /// Starts moto_server behind a proxy that forwards one request at a
+    /// time, so that a conditional put is atomic as it is on S3 (see
+    /// `proxy.rs`). For tests of concurrent writers.
+    pub fn start_serialised() -> Option<Moto> {
+        let mut moto = Moto::start()?;
+        let proxy = crate::proxy::Proxy::start(
+            &moto.endpoint,
+            crate::proxy::Options {
+                serialise: true,
+                ..Default::default()
+            },
+        );
+        moto.endpoint = proxy.endpoint.clone();
+        moto._proxy = Some(proxy);
+        Some(moto)
+    }
+
+    /// Requests the serialising proxy has passed to moto_server (None
+    /// without one).
+    pub fn proxied_requests(&self) -> Option<u64> {
+        self._proxy.as_ref().map(|p| p.forwarded())
     }
 
     /// Environment for clusterctl processes and SDK clients.

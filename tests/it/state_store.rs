@@ -39,7 +39,9 @@ async fn lock_is_exclusive_and_names_its_holder() {
 
 #[tokio::test]
 async fn concurrent_lockers_exactly_one_wins() {
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = Moto::start_serialised() else {
+        return;
+    };
     let s = store(&moto).await;
     let tries = (0..8).map(|_| {
         let s = s.clone();
@@ -48,6 +50,9 @@ async fn concurrent_lockers_exactly_one_wins() {
     let results = futures::future::join_all(tries).await;
     let won = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
     assert_eq!(won, 1, "exactly one of 8 concurrent lockers holds the lock");
+    // The 8 conditional puts (and the losers' reads) went through the
+    // serialising proxy.
+    assert!(moto.proxied_requests().unwrap() >= 15);
 }
 
 #[tokio::test]
@@ -178,7 +183,9 @@ async fn object(s: &StateStore, name: &str) -> Vec<u8> {
 #[tokio::test]
 async fn secrets_are_made_once_match_their_keys_and_survive_a_crash() {
     use clusterctl::state::secrets;
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = Moto::start_serialised() else {
+        return;
+    };
     if crate::support::tool("openssl").is_none() {
         return;
     }

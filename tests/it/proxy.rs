@@ -1,0 +1,183 @@
+//! An HTTP proxy in front of moto_server, on its own thread and runtime (so
+//! it keeps answering while a test blocks on a child process). It can throttle
+//! one request in N, and it can forward one request at a time.
+//!
+//! One at a time matters for conditional writes: moto_server is threaded and
+//! checks `If-None-Match: *` and then stores the object as two steps without
+//! a lock, so two concurrent conditional puts can both succeed. S3 makes that
+//! write atomic; forwarding requests one by one gives moto the same guarantee.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// What the proxy does besides forwarding.
+#[derive(Clone, Copy, Default)]
+pub struct Options {
+    /// Answer every n-th request with a throttling error instead.
+    pub throttle_every: Option<u64>,
+    /// Forward one request at a time.
+    pub serialise: bool,
+}
+
+/// A running proxy; it stops with the test process.
+pub struct Proxy {
+    /// `http://127.0.0.1:<port>`
+    pub endpoint: String,
+    injected: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str, options: Options) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let injected = Arc::new(AtomicU64::new(0));
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            options,
+            seen: AtomicU64::new(0),
+            injected: injected.clone(),
+            forwarded: forwarded.clone(),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| {
+                            let shared = shared.clone();
+                            async move { Ok::<_, Infallible>(shared.handle(req).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        Proxy {
+            endpoint,
+            injected,
+            forwarded,
+        }
+    }
+
+    /// Throttling errors answered so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
+
+    /// Requests passed to moto so far.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
+    }
+}
+
+struct Shared {
+    upstream: String,
+    options: Options,
+    seen: AtomicU64,
+    injected: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
+    one_at_a_time: tokio::sync::Mutex<()>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl Shared {
+    async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let n = self.seen.fetch_add(1, Ordering::Relaxed);
+        if let Some(every) = self.options.throttle_every
+            && n % every == every - 1
+        {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            return throttle(parts.uri.path(), &body);
+        }
+        let uri = format!(
+            "{}{}",
+            self.upstream,
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+        );
+        let mut fwd = Request::builder().method(parts.method).uri(uri);
+        for (k, v) in &parts.headers {
+            fwd = fwd.header(k, v);
+        }
+        let _turn = match self.options.serialise {
+            true => Some(self.one_at_a_time.lock().await),
+            false => None,
+        };
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        let resp = match self
+            .client
+            .request(fwd.body(Full::new(body)).unwrap())
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => {
+                return Response::builder()
+                    .status(502)
+                    .body(Full::new(Bytes::from(format!("proxy: {e}"))))
+                    .unwrap();
+            }
+        };
+        let (rp, rb) = resp.into_parts();
+        let rb = rb.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        Response::from_parts(rp, Full::new(rb))
+    }
+}
+
+/// The throttling answer for a request, in its protocol's error shape.
+fn throttle(path: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    let text = String::from_utf8_lossy(body);
+    let (status, xml) = if text.contains("Version=2016-11-15") {
+        (
+            400,
+            "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault</RequestID></Response>",
+        )
+    } else if text.contains("Action=") || path.starts_with("/2013-04-01/") {
+        // awsQuery services (IAM, Auto Scaling, ELB) and Route53
+        (
+            400,
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault</RequestId></ErrorResponse>",
+        )
+    } else {
+        (
+            503,
+            "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+        )
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(xml)))
+        .unwrap()
+}

@@ -53,6 +53,25 @@ pub enum DirectError {
         /// The zone.
         zone: String,
     },
+    /// What exists changed since the saved plan was made, though the state
+    /// serial did not (a change outside clusterctl, or a run that died).
+    #[error(
+        "what exists in AWS changed since the saved plan was made; these changes would differ: {}; run plan again",
+        addresses.join(", ")
+    )]
+    PlanChanged {
+        /// Addresses whose planned change differs.
+        addresses: Vec<String>,
+    },
+    /// The saved plan lacks the AMI for an image lookup of its spec.
+    #[error(
+        "the saved plan does not record which AMI the image lookup {} resolved to; run plan again",
+        lookups.join(", ")
+    )]
+    PlanImages {
+        /// `owner/name` lookups without an AMI.
+        lookups: Vec<String>,
+    },
     /// The saved plan is for another cluster.
     #[error("the saved plan is for cluster {plan}, not {spec}")]
     WrongCluster {
@@ -86,6 +105,8 @@ pub struct Direct {
     pub store: StateStore,
     /// The cloud.
     pub cloud: Arc<AwsCloud>,
+    /// The AMI each image lookup of the spec was resolved (or pinned) to.
+    pub images: std::collections::BTreeMap<String, String>,
 }
 
 impl Direct {
@@ -107,6 +128,7 @@ impl Direct {
             cloud,
             store: StateStore::new(clients.s3, &bucket, &prefix),
             model,
+            images: Default::default(),
         })
     }
 
@@ -137,6 +159,9 @@ impl Direct {
             }
         }
         let mut plan = diff(target, &actual, serial);
+        if !target.resources.is_empty() {
+            plan.images = self.images.clone();
+        }
         plan.untouched = self
             .cloud
             .untouched(&actual)
@@ -145,12 +170,28 @@ impl Direct {
         Ok((plan, ids))
     }
 
-    /// Resolves the model's image lookups to AMI ids.
+    /// Resolves the model's image lookups to the newest matching AMIs.
     pub async fn resolve_images(&mut self) -> Result<(), DirectError> {
-        self.cloud
+        self.images = self
+            .cloud
             .resolve_images(&mut self.model)
             .await
-            .map_err(DirectError::Images)
+            .map_err(DirectError::Images)?;
+        Ok(())
+    }
+
+    /// Uses the AMIs a saved plan resolved its lookups to, so that it is
+    /// applied as it was shown even if a newer image appeared since.
+    pub fn pin_images(
+        &mut self,
+        images: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), DirectError> {
+        let lookups = self.model.pin_images(images);
+        if !lookups.is_empty() {
+            return Err(DirectError::PlanImages { lookups });
+        }
+        self.images = images.clone();
+        Ok(())
     }
 
     /// Every machine type of every group (and of its mixed-instances
@@ -283,7 +324,13 @@ impl Direct {
                         current: fresh.serial,
                     });
                 }
-                p
+                let addresses = differing_changes(&p, &fresh);
+                if !addresses.is_empty() {
+                    return Err(DirectError::PlanChanged { addresses });
+                }
+                // The fresh plan: the same changes, and the untouched
+                // resources as they are now.
+                fresh
             }
             None => fresh,
         };
@@ -323,5 +370,70 @@ impl Direct {
             secrets_written,
             secrets_removed,
         })
+    }
+}
+
+/// Addresses whose change differs between a saved plan and a fresh one
+/// (present in one only, or with other attribute changes), in plan order.
+fn differing_changes(saved: &Plan, fresh: &Plan) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let index = |p: &Plan| -> BTreeMap<String, crate::plan::ResourceChange> {
+        p.changes
+            .iter()
+            .map(|c| (c.address.clone(), c.clone()))
+            .collect()
+    };
+    let (a, b) = (index(saved), index(fresh));
+    let mut out: Vec<String> = Vec::new();
+    for c in saved.changes.iter().chain(&fresh.changes) {
+        if a.get(&c.address) != b.get(&c.address) && !out.contains(&c.address) {
+            out.push(c.address.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, AttrChange, ResourceChange};
+
+    fn change(address: &str, new: &str) -> ResourceChange {
+        ResourceChange {
+            address: address.into(),
+            kind: "aws_autoscaling_group".into(),
+            name: address.into(),
+            action: Action::Update,
+            id: Some("id".into()),
+            changes: vec![AttrChange {
+                attr: "max_size".into(),
+                old: Some("3".into()),
+                new: Some(new.into()),
+                forces_replacement: false,
+            }],
+            rolling_update: false,
+        }
+    }
+
+    fn plan(changes: Vec<ResourceChange>) -> Plan {
+        Plan {
+            format_version: crate::plan::PLAN_FORMAT,
+            cluster: "c.example.com".into(),
+            serial: 4,
+            changes,
+            spec: None,
+            untouched: vec![],
+            images: Default::default(),
+        }
+    }
+
+    #[test]
+    fn saved_and_fresh_plans_are_compared_change_by_change() {
+        let saved = plan(vec![change("a", "5"), change("b", "5")]);
+        assert!(differing_changes(&saved, &saved.clone()).is_empty());
+        let fresh = plan(vec![change("a", "5"), change("b", "6"), change("c", "1")]);
+        assert_eq!(differing_changes(&saved, &fresh), ["b", "c"]);
+        let fewer = plan(vec![change("b", "5")]);
+        assert_eq!(differing_changes(&saved, &fewer), ["a"]);
     }
 }

@@ -170,8 +170,10 @@ fn run_direct(
     };
     runtime()?.block_on(async {
         let mut d = clusterctl::direct::Direct::connect(s, m).await?;
-        if !destroy {
-            d.resolve_images().await?;
+        match &saved {
+            _ if destroy => {}
+            Some(p) => d.pin_images(&p.images)?,
+            None => d.resolve_images().await?,
         }
         let target = if destroy { model::Model { resources: vec![], ..d.model.clone() } } else { d.model.clone() };
         let op = if destroy { "destroy" } else { "apply" };

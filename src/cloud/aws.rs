@@ -105,7 +105,10 @@ impl AwsCloud {
 
     /// Resolves the model's image lookups to AMI ids (see
     /// [`super::compute::resolve_images`]).
-    pub async fn resolve_images(&self, model: &mut crate::model::Model) -> Result<(), CloudError> {
+    pub async fn resolve_images(
+        &self,
+        model: &mut crate::model::Model,
+    ) -> Result<std::collections::BTreeMap<String, String>, CloudError> {
         super::compute::resolve_images(&self.ec2, model).await
     }
 

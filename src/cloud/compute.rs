@@ -118,52 +118,37 @@ pub(crate) fn lt_data(
 pub(crate) async fn resolve_images(
     ec2c: &aws_sdk_ec2::Client,
     model: &mut crate::model::Model,
-) -> Result<(), CloudError> {
-    let mut found: HashMap<(String, String), String> = HashMap::new();
-    for r in &mut model.resources {
-        let Props::LaunchTemplate { image, .. } = &mut r.props else {
-            continue;
-        };
-        let Image::Lookup { owner, name, .. } = image else {
-            continue;
-        };
-        let key = (owner.clone(), name.clone());
-        if !found.contains_key(&key) {
-            let out = ec2c
-                .describe_images()
-                .owners(owner.as_str())
-                .filters(
-                    ec2::Filter::builder()
-                        .name("name")
-                        .values(name.as_str())
-                        .build(),
-                )
-                .filters(
-                    ec2::Filter::builder()
-                        .name("state")
-                        .values("available")
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| err("DescribeImages", &format!("{owner}/{name}"), e))?;
-            let newest = out
-                .images()
-                .iter()
-                .filter_map(|i| Some((i.creation_date()?, i.image_id()?)))
-                .max()
-                .map(|(_, id)| id.to_string())
-                .ok_or_else(|| CloudError::NoImage {
-                    owner: owner.clone(),
-                    name: name.clone(),
-                })?;
-            found.insert(key.clone(), newest);
-        }
-        *image = Image::Ami {
-            id: found[&key].clone(),
-        };
+) -> Result<BTreeMap<String, String>, CloudError> {
+    let mut found = BTreeMap::new();
+    for lookup in model.image_lookups() {
+        let (owner, name) = lookup.split_once('/').unwrap_or(("", lookup.as_str()));
+        let out = ec2c
+            .describe_images()
+            .owners(owner)
+            .filters(ec2::Filter::builder().name("name").values(name).build())
+            .filters(
+                ec2::Filter::builder()
+                    .name("state")
+                    .values("available")
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| err("DescribeImages", &lookup, e))?;
+        let newest = out
+            .images()
+            .iter()
+            .filter_map(|i| Some((i.creation_date()?, i.image_id()?)))
+            .max()
+            .map(|(_, id)| id.to_string())
+            .ok_or_else(|| CloudError::NoImage {
+                owner: owner.to_string(),
+                name: name.to_string(),
+            })?;
+        found.insert(lookup.clone(), newest);
     }
-    Ok(())
+    model.pin_images(&found);
+    Ok(found)
 }
 
 /// Which of `types` are offered in which of `zones`: one paginated

@@ -413,6 +413,41 @@ pub struct Model {
 }
 
 impl Model {
+    /// The image lookups of the model's launch templates, as `owner/name`.
+    pub fn image_lookups(&self) -> std::collections::BTreeSet<String> {
+        self.resources
+            .iter()
+            .filter_map(|r| match &r.props {
+                Props::LaunchTemplate {
+                    image: Image::Lookup { owner, name, .. },
+                    ..
+                } => Some(format!("{owner}/{name}")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Replaces each image lookup by the AMI `ids` holds for its
+    /// `owner/name`; returns the lookups `ids` lacks (left as they were).
+    pub fn pin_images(&mut self, ids: &BTreeMap<String, String>) -> Vec<String> {
+        let mut missing = Vec::new();
+        for r in &mut self.resources {
+            let Props::LaunchTemplate { image, .. } = &mut r.props else {
+                continue;
+            };
+            let Image::Lookup { owner, name, .. } = image else {
+                continue;
+            };
+            let key = format!("{owner}/{name}");
+            match ids.get(&key) {
+                Some(id) => *image = Image::Ami { id: id.clone() },
+                None if !missing.contains(&key) => missing.push(key),
+                None => {}
+            }
+        }
+        missing
+    }
+
     /// Resources of one Terraform type.
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
         self.resources.iter().filter(move |r| r.id.kind == kind)

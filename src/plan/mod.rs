@@ -94,6 +94,10 @@ pub struct Plan {
     /// changed or deleted, only reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub untouched: Vec<Untouched>,
+    /// The AMI each image lookup (`owner/name`) resolved to: a saved plan
+    /// is applied with these, not with whatever is newest by then.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub images: std::collections::BTreeMap<String, String>,
 }
 
 /// A spec as a saved plan carries it.
@@ -331,6 +335,7 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
         changes,
         spec: None,
         untouched: vec![],
+        images: Default::default(),
     }
 }
 

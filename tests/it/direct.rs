@@ -893,3 +893,111 @@ async fn unoffered_machine_types_are_reported_at_their_line() {
         "nothing was created"
     );
 }
+
+/// A saved plan is applied as it was shown: with the AMIs its image lookups
+/// resolved to then (not a newer image registered since), and only if what
+/// exists still gives the same changes.
+#[tokio::test]
+async fn saved_plan_applies_the_images_it_showed_and_refuses_drift() {
+    let Some(moto) = Moto::start() else { return };
+    hosted_zone(&moto, "us-east-1", "example.com").await;
+    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    let config = moto.sdk_config("us-east-1").await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let register = |name: &'static str| {
+        let ec2 = ec2.clone();
+        async move {
+            ec2.register_image()
+                .name(name)
+                .root_device_name("/dev/sda1")
+                .architecture(aws_sdk_ec2::types::ArchitectureValues::X8664)
+                .send()
+                .await
+                .unwrap()
+                .image_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let first = register("clusterctl-test-1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("dev.yaml");
+    std::fs::write(
+        &spec,
+        std::fs::read_to_string(root().join("examples/dev.yaml"))
+            .unwrap()
+            .replace(
+                "  machineType: t3.large\n",
+                "  machineType: t3.large\n  image: 123456789012/clusterctl-test-*\n",
+            ),
+    )
+    .unwrap();
+    let file = spec.to_str().unwrap();
+    let saved = dir.path().join("plan.json");
+    let out = saved.to_str().unwrap();
+    run_ok(&moto, &["plan", "-f", file, "--out", out]);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(
+        json["images"]["123456789012/clusterctl-test-*"], first,
+        "{json}"
+    );
+
+    // A newer matching image appears; the saved plan still uses the first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = register("clusterctl-test-2").await;
+    run_ok(&moto, &["apply", out]);
+    let plan = run(&moto, &["plan", "-f", file, "--detailed-exitcode"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!("\"{first}\" -> \"{second}\""))
+            && text.contains("Plan: 0 to add, 1 to change, 0 to destroy.")
+            && text.contains("Rolling update needed"),
+        "{text}"
+    );
+
+    // Saved again (to move to the second image); then the nodes' ASG is
+    // changed outside clusterctl. The serial is the same, the changes are
+    // not: the saved plan is refused, naming the ASG.
+    run_ok(&moto, &["plan", "-f", file, "--out", out]);
+    let asgs = aws_sdk_autoscaling::Client::new(&config);
+    let groups = asgs.describe_auto_scaling_groups().send().await.unwrap();
+    let nodes = groups
+        .auto_scaling_groups()
+        .iter()
+        .filter_map(|g| g.auto_scaling_group_name())
+        .find(|n| n.starts_with("nodes"))
+        .unwrap()
+        .to_string();
+    asgs.update_auto_scaling_group()
+        .auto_scaling_group_name(&nodes)
+        .max_size(7)
+        .send()
+        .await
+        .unwrap();
+    let refused = run(&moto, &["apply", out]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("changed since the saved plan was made")
+            && err.contains("aws_autoscaling_group.nodes"),
+        "{err}"
+    );
+    // Nothing was applied: the launch template still has the first image.
+    let plan = run(&moto, &["plan", "-f", file]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains(&format!("\"{first}\" -> \"{second}\""))
+            && text.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{text}"
+    );
+    run_ok(&moto, &["plan", "-f", file, "--out", out]);
+    run_ok(&moto, &["apply", out]);
+    let plan = run(&moto, &["plan", "-f", file, "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}

@@ -456,4 +456,60 @@ impl StateStore {
         out.sort();
         Ok(out)
     }
+
+    /// Every stored version and delete marker under `dir/` of the
+    /// cluster's prefix, as (name, version id), in key order. In a bucket
+    /// that never had versioning each object has one version, "null".
+    pub async fn versions(&self, dir: &str) -> Result<Vec<(String, String)>, StateError> {
+        let prefix = format!("{}/", self.prefix);
+        let dir_key = format!("{prefix}{}/", dir.trim_end_matches('/'));
+        let mut out = Vec::new();
+        let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let r = self
+                .s3
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(&dir_key)
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await
+                .map_err(|e| self.s3_err("ListObjectVersions", &dir_key, &e))?;
+            let versions = r.versions().iter().map(|v| (v.key(), v.version_id()));
+            let markers = r.delete_markers().iter().map(|m| (m.key(), m.version_id()));
+            for (key, version) in versions.chain(markers) {
+                if let Some(key) = key {
+                    out.push((
+                        key.trim_start_matches(&prefix).to_string(),
+                        version.unwrap_or("null").to_string(),
+                    ));
+                }
+            }
+            if r.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = r.next_key_marker().map(str::to_string);
+            version_marker = r.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Deletes one version of an object for good (no delete marker).
+    pub async fn delete_version(&self, name: &str, version: &str) -> Result<(), StateError> {
+        let key = self.key(name);
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .version_id(version)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.s3_err("DeleteObject", &key, &e))
+    }
 }

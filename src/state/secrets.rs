@@ -166,16 +166,18 @@ pub async fn remove(store: &StateStore) -> Result<usize, StateError> {
     // Certificates and public keys go before the keys they were made from:
     // a crash part way leaves keys whose halves `ensure` makes again, never
     // a certificate whose key was replaced.
-    let mut n = 0;
-    for (name, _) in store.list().await? {
-        if name.starts_with("pki/") && (name.ends_with(".crt") || name.ends_with(".pub")) {
-            store.delete(&name).await?;
-            n += 1;
-        }
+    // Every version goes, not only the current one: in a versioned bucket
+    // a plain delete only hides a private key behind a delete marker.
+    let mut all = store.versions("pki").await?;
+    all.extend(store.versions("secrets").await?);
+    let derived = |name: &str| name.ends_with(".crt") || name.ends_with(".pub");
+    all.sort_by_key(|(name, _)| !derived(name));
+    let mut names = std::collections::BTreeSet::new();
+    for (name, version) in &all {
+        store.delete_version(name, version).await?;
+        names.insert(name);
     }
-    n += store.delete_dir("pki").await? + store.delete_dir("secrets").await?;
-    n += remove_init_marker(store).await?;
-    Ok(n)
+    Ok(names.len() + remove_init_marker(store).await?)
 }
 
 /// Removes the marker that makes new control-plane instances join rather

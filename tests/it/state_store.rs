@@ -297,3 +297,43 @@ async fn secrets_are_made_once_match_their_keys_and_survive_a_crash() {
                 && k != "cluster-initialized")
     );
 }
+
+/// In a versioned state bucket a plain delete only hides an object behind
+/// a delete marker; destroy removes every version of every secret.
+#[tokio::test]
+async fn secrets_leave_no_version_behind_in_a_versioned_bucket() {
+    use clusterctl::state::secrets;
+    let Some(moto) = Moto::start() else { return };
+    moto.bucket("eu-west-1", "versioned").await;
+    let s3 = moto.s3("eu-west-1").await;
+    s3.put_bucket_versioning()
+        .bucket("versioned")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let s = StateStore::new(s3, "versioned", "clusters/v.example.com");
+    assert_eq!(secrets::ensure(&s).await.unwrap().len(), 9);
+    // A certificate lost and made again: two versions and a delete marker.
+    s.delete("pki/ca.crt").await.unwrap();
+    assert_eq!(secrets::ensure(&s).await.unwrap(), ["pki/ca.crt"]);
+    let versions = s.versions("pki").await.unwrap();
+    assert_eq!(
+        versions.iter().filter(|(k, _)| k == "pki/ca.crt").count(),
+        3,
+        "{versions:?}"
+    );
+    s.put("state-serial-like", b"kept".to_vec()).await.unwrap();
+    assert_eq!(secrets::remove(&s).await.unwrap(), 9);
+    assert_eq!(s.versions("pki").await.unwrap(), vec![]);
+    assert_eq!(s.versions("secrets").await.unwrap(), vec![]);
+    // Objects outside pki/ and secrets/ are not touched.
+    assert_eq!(
+        s.list().await.unwrap(),
+        vec![("state-serial-like".to_string(), 4)]
+    );
+}

@@ -146,6 +146,7 @@ impl Direct {
             ids.insert(&a.address, &a.id);
         }
         if !target.resources.is_empty() {
+            self.check_zones().await?;
             self.check_instance_types().await?;
             let missing = self
                 .cloud
@@ -192,6 +193,46 @@ impl Direct {
         }
         self.images = images.clone();
         Ok(())
+    }
+
+    /// Every zone of the spec must be an available zone of its region: one
+    /// call, and each unknown zone reported at its line of the spec (before,
+    /// it surfaced as a machine type "not offered" there).
+    async fn check_zones(&self) -> Result<(), DirectError> {
+        let available = self
+            .cloud
+            .available_zones()
+            .await
+            .map_err(DirectError::Discover)?;
+        let c = &self.spec.cluster;
+        let problems: Vec<_> = c
+            .spec
+            .zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| !available.contains(z))
+            .map(|(i, z)| {
+                self.spec.problem_in(
+                    "Cluster",
+                    &c.metadata.name,
+                    &format!("spec.zones[{i}]"),
+                    format!(
+                        "zone {z} is not an available zone of {} (it has {})",
+                        c.spec.region,
+                        available.join(", ")
+                    ),
+                    "use zones of spec.region (aws ec2 describe-availability-zones), or change spec.region",
+                )
+            })
+            .collect();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(crate::spec::SpecError::Invalid {
+            file: self.spec.file.clone(),
+            problems,
+        }
+        .into())
     }
 
     /// Every machine type of every group (and of its mixed-instances

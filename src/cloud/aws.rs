@@ -86,6 +86,25 @@ impl AwsCloud {
         }
     }
 
+    /// The availability zones of the region that are available to this
+    /// account (one DescribeAvailabilityZones call).
+    pub async fn available_zones(&self) -> Result<Vec<String>, CloudError> {
+        let r = self
+            .ec2
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| super::call_error("DescribeAvailabilityZones", "zones", e))?;
+        let mut zones: Vec<String> = r
+            .availability_zones()
+            .iter()
+            .filter(|z| z.state() == Some(&aws_sdk_ec2::types::AvailabilityZoneState::Available))
+            .filter_map(|z| z.zone_name().map(str::to_string))
+            .collect();
+        zones.sort();
+        Ok(zones)
+    }
+
     /// The (instance type, zone) pairs among `types` × `zones` that EC2 offers.
     pub async fn offered_instance_types(
         &self,

@@ -1001,3 +1001,34 @@ async fn saved_plan_applies_the_images_it_showed_and_refuses_drift() {
         String::from_utf8_lossy(&plan.stdout)
     );
 }
+
+/// A zone the region does not have is named at its line of the spec (not
+/// reported as every machine type being unoffered there).
+#[tokio::test]
+async fn unknown_zones_are_reported_at_their_line() {
+    let Some(moto) = Moto::start() else { return };
+    hosted_zone(&moto, "us-east-1", "example.com").await;
+    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    let text = std::fs::read_to_string(root().join("examples/dev.yaml"))
+        .unwrap()
+        .replace("us-east-1a", "us-east-1q");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("dev.yaml");
+    std::fs::write(&spec, &text).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("zones: [us-east-1q]"))
+        .unwrap()
+        + 1;
+    let file = spec.to_str().unwrap();
+    let out = run(&moto, &["plan", "-f", file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:{line}:11: Cluster/dev.example.com spec.zones[0]: zone us-east-1q is not an available zone of us-east-1 (it has us-east-1a, us-east-1b,"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("not offered"), "{err}");
+}

@@ -107,6 +107,10 @@ pub struct Direct {
     pub cloud: Arc<AwsCloud>,
     /// The AMI each image lookup of the spec was resolved (or pinned) to.
     pub images: std::collections::BTreeMap<String, String>,
+    /// Architecture and root device of each AMI the model uses.
+    pub image_info: std::collections::HashMap<String, crate::cloud::ImageInfo>,
+    /// AMIs of the spec that do not exist, reported by the plan.
+    image_problems: Vec<crate::spec::Problem>,
 }
 
 impl Direct {
@@ -129,6 +133,8 @@ impl Direct {
             store: StateStore::new(clients.s3, &bucket, &prefix),
             model,
             images: Default::default(),
+            image_info: Default::default(),
+            image_problems: vec![],
         })
     }
 
@@ -146,8 +152,21 @@ impl Direct {
             ids.insert(&a.address, &a.id);
         }
         if !target.resources.is_empty() {
-            self.check_zones().await?;
-            self.check_instance_types().await?;
+            let mut problems = self.check_zones().await?;
+            if problems.is_empty() {
+                problems.extend(self.check_instance_types().await?);
+            }
+            problems.extend(self.image_problems.iter().cloned());
+            if problems.is_empty() {
+                problems.extend(self.check_architectures().await?);
+            }
+            if !problems.is_empty() {
+                return Err(crate::spec::SpecError::Invalid {
+                    file: self.spec.file.clone(),
+                    problems,
+                }
+                .into());
+            }
             let missing = self
                 .cloud
                 .missing_dns_zones(target)
@@ -178,12 +197,12 @@ impl Direct {
             .resolve_images(&mut self.model)
             .await
             .map_err(DirectError::Images)?;
-        Ok(())
+        self.inspect_images().await
     }
 
     /// Uses the AMIs a saved plan resolved its lookups to, so that it is
     /// applied as it was shown even if a newer image appeared since.
-    pub fn pin_images(
+    pub async fn pin_images(
         &mut self,
         images: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), DirectError> {
@@ -192,13 +211,13 @@ impl Direct {
             return Err(DirectError::PlanImages { lookups });
         }
         self.images = images.clone();
-        Ok(())
+        self.inspect_images().await
     }
 
     /// Every zone of the spec must be an available zone of its region: one
     /// call, and each unknown zone reported at its line of the spec (before,
     /// it surfaced as a machine type "not offered" there).
-    async fn check_zones(&self) -> Result<(), DirectError> {
+    async fn check_zones(&self) -> Result<Vec<crate::spec::Problem>, DirectError> {
         let available = self
             .cloud
             .available_zones()
@@ -225,20 +244,13 @@ impl Direct {
                 )
             })
             .collect();
-        if problems.is_empty() {
-            return Ok(());
-        }
-        Err(crate::spec::SpecError::Invalid {
-            file: self.spec.file.clone(),
-            problems,
-        }
-        .into())
+        Ok(problems)
     }
 
     /// Every machine type of every group (and of its mixed-instances
     /// policy) must be offered in each of the group's zones: one call, and
     /// every miss reported at its line of the spec.
-    async fn check_instance_types(&self) -> Result<(), DirectError> {
+    async fn check_instance_types(&self) -> Result<Vec<crate::spec::Problem>, DirectError> {
         use std::collections::{BTreeMap, BTreeSet};
         let mut zones_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for r in &self.model.resources {
@@ -251,27 +263,11 @@ impl Direct {
                 zones_of.entry(instance_group).or_default().insert(zone);
             }
         }
-        let mut wanted: Vec<(&str, String, &str)> = Vec::new(); // (group, path, type)
-        for g in &self.spec.groups {
-            wanted.push((
-                &g.metadata.name,
-                "spec.machineType".into(),
-                &g.spec.machine_type,
-            ));
-            if let Some(m) = &g.spec.mixed_instances_policy {
-                for (i, t) in m.instances.iter().enumerate() {
-                    wanted.push((
-                        &g.metadata.name,
-                        format!("spec.mixedInstancesPolicy.instances[{i}]"),
-                        t,
-                    ));
-                }
-            }
-        }
+        let wanted = self.machine_types();
         let types: BTreeSet<String> = wanted.iter().map(|w| w.2.to_string()).collect();
         let zones: BTreeSet<String> = zones_of.values().flatten().map(|z| z.to_string()).collect();
         if types.is_empty() || zones.is_empty() {
-            return Ok(());
+            return Ok(vec![]);
         }
         let offered = self
             .cloud
@@ -304,15 +300,129 @@ impl Direct {
                 ));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(crate::spec::SpecError::Invalid {
-                file: self.spec.file.clone(),
-                problems,
+        Ok(problems)
+    }
+
+    /// The machine types of each group (path in its spec, type).
+    fn machine_types(&self) -> Vec<(&str, String, &str)> {
+        let mut wanted = Vec::new();
+        for g in &self.spec.groups {
+            wanted.push((
+                g.metadata.name.as_str(),
+                "spec.machineType".to_string(),
+                g.spec.machine_type.as_str(),
+            ));
+            if let Some(m) = &g.spec.mixed_instances_policy {
+                for (i, t) in m.instances.iter().enumerate() {
+                    wanted.push((
+                        g.metadata.name.as_str(),
+                        format!("spec.mixedInstancesPolicy.instances[{i}]"),
+                        t.as_str(),
+                    ));
+                }
             }
-            .into())
         }
+        wanted
+    }
+
+    /// The AMI of each group's launch template.
+    fn group_images(&self) -> Vec<(String, String)> {
+        let suffix = format!(".{}", self.model.cluster_name);
+        self.model
+            .resources
+            .iter()
+            .filter_map(|r| match &r.props {
+                crate::model::Props::LaunchTemplate {
+                    image: crate::model::Image::Ami { id },
+                    ..
+                } => Some((
+                    r.name.strip_suffix(&suffix).unwrap_or(&r.name).to_string(),
+                    id.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Each group's image must run on each of its machine types: an arm64
+    /// AMI on an x86_64-only type never boots, and the Auto Scaling group
+    /// would only keep failing to launch. One DescribeInstanceTypes call.
+    async fn check_architectures(&self) -> Result<Vec<crate::spec::Problem>, DirectError> {
+        let wanted = self.machine_types();
+        let types: std::collections::BTreeSet<String> =
+            wanted.iter().map(|w| w.2.to_string()).collect();
+        let archs = self
+            .cloud
+            .architectures(&types.into_iter().collect::<Vec<_>>())
+            .await
+            .map_err(DirectError::Discover)?;
+        let images: std::collections::HashMap<String, String> =
+            self.group_images().into_iter().collect();
+        let mut problems = Vec::new();
+        for (group, path, ty) in wanted {
+            let Some(ami) = images.get(group) else {
+                continue;
+            };
+            let (Some(info), Some(supported)) = (self.image_info.get(ami), archs.get(ty)) else {
+                continue;
+            };
+            if !info.architecture.is_empty() && !supported.contains(&info.architecture) {
+                problems.push(self.spec.problem_in(
+                    "InstanceGroup",
+                    group,
+                    &path,
+                    format!(
+                        "machine type {ty} runs {}, but the group's image {ami} is {}",
+                        supported.join(", "),
+                        info.architecture
+                    ),
+                    "choose an image of the machine type's architecture (for Graviton types, an arm64 image), or a machine type of the image's",
+                ));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Looks up the model's AMIs: their root device names go into the
+    /// launch templates (Ubuntu's is /dev/sda1, Amazon Linux's /dev/xvda),
+    /// their architectures are kept for [`Direct::check_architectures`], and
+    /// an AMI that does not exist (or this account may not use) is a spec
+    /// problem at the group's `spec.image`, reported by the plan.
+    async fn inspect_images(&mut self) -> Result<(), DirectError> {
+        let group_images = self.group_images();
+        let ids: std::collections::BTreeSet<String> =
+            group_images.iter().map(|(_, id)| id.clone()).collect();
+        self.image_info = self
+            .cloud
+            .describe_images(&ids.into_iter().collect::<Vec<_>>())
+            .await
+            .map_err(DirectError::Images)?;
+        for r in &mut self.model.resources {
+            if let crate::model::Props::LaunchTemplate {
+                image: crate::model::Image::Ami { id },
+                root_device,
+                ..
+            } = &mut r.props
+                && let Some(info) = self.image_info.get(id.as_str())
+            {
+                *root_device = info.root_device.clone();
+            }
+        }
+        let region = &self.spec.cluster.spec.region;
+        self.image_problems = group_images
+            .iter()
+            .filter(|(_, id)| !self.image_info.contains_key(id))
+            .map(|(group, id)| {
+                self.spec.problem_in(
+                    "InstanceGroup",
+                    group,
+                    "spec.image",
+                    format!("image {id} does not exist in {region}, or this account may not use it"),
+                    "give an AMI of this region (AMI ids differ between regions), or an owner/name-pattern lookup",
+                )
+            })
+            .collect();
+        Ok(())
     }
 
     /// Plans the model.

@@ -172,7 +172,7 @@ fn run_direct(
         let mut d = clusterctl::direct::Direct::connect(s, m).await?;
         match &saved {
             _ if destroy => {}
-            Some(p) => d.pin_images(&p.images)?,
+            Some(p) => d.pin_images(&p.images).await?,
             None => d.resolve_images().await?,
         }
         let target = if destroy { model::Model { resources: vec![], ..d.model.clone() } } else { d.model.clone() };

@@ -105,6 +105,22 @@ impl AwsCloud {
         Ok(zones)
     }
 
+    /// Architecture and root device of the AMIs among `ids` that exist.
+    pub async fn describe_images(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, super::compute::ImageInfo>, CloudError> {
+        super::compute::describe_images(&self.ec2, ids).await
+    }
+
+    /// The architectures each of `types` supports.
+    pub async fn architectures(
+        &self,
+        types: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, CloudError> {
+        super::compute::architectures(&self.ec2, types).await
+    }
+
     /// The (instance type, zone) pairs among `types` × `zones` that EC2 offers.
     pub async fn offered_instance_types(
         &self,

@@ -151,6 +151,93 @@ pub(crate) async fn resolve_images(
     Ok(found)
 }
 
+/// What the direct target needs to know of an AMI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `x86_64`, `arm64`, … (empty when EC2 does not say)
+    pub architecture: String,
+    /// The device name of its root volume (`/dev/sda1`, `/dev/xvda`).
+    pub root_device: String,
+}
+
+/// The AMIs among `ids` that exist and this account may use: one paginated
+/// DescribeImages call, by `image-id` filter (a missing id is simply absent,
+/// where the ImageIds parameter would fail the whole call).
+pub(crate) async fn describe_images(
+    ec2c: &aws_sdk_ec2::Client,
+    ids: &[String],
+) -> Result<HashMap<String, ImageInfo>, CloudError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let images = ec2c
+        .describe_images()
+        .filters(
+            ec2::Filter::builder()
+                .name("image-id")
+                .set_values(Some(ids.to_vec()))
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| err("DescribeImages", "images", e))?;
+    Ok(images
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.image_id()?.to_string(),
+                ImageInfo {
+                    architecture: i
+                        .architecture()
+                        .map(|a| a.as_str().to_string())
+                        .unwrap_or_default(),
+                    root_device: i.root_device_name().unwrap_or("/dev/sda1").to_string(),
+                },
+            ))
+        })
+        .collect())
+}
+
+/// The architectures each of `types` supports (types EC2 does not know are
+/// absent): one paginated DescribeInstanceTypes call, by filter.
+pub(crate) async fn architectures(
+    ec2c: &aws_sdk_ec2::Client,
+    types: &[String],
+) -> Result<HashMap<String, Vec<String>>, CloudError> {
+    if types.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found = ec2c
+        .describe_instance_types()
+        .filters(
+            ec2::Filter::builder()
+                .name("instance-type")
+                .set_values(Some(types.to_vec()))
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| err("DescribeInstanceTypes", "instance types", e))?;
+    Ok(found
+        .iter()
+        .filter_map(|t| {
+            let archs = t
+                .processor_info()?
+                .supported_architectures()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect();
+            Some((t.instance_type()?.as_str().to_string(), archs))
+        })
+        .collect())
+}
+
 /// Which of `types` are offered in which of `zones`: one paginated
 /// DescribeInstanceTypeOfferings call, filtered by both.
 pub(crate) async fn offered_instance_types(

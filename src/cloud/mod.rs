@@ -5,6 +5,7 @@
 
 pub mod aws;
 mod compute;
+pub use compute::ImageInfo;
 mod edge;
 pub mod fake;
 

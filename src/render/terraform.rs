@@ -92,12 +92,24 @@ pub fn render(model: &Model) -> Result<BTreeMap<String, String>, RenderError> {
                 let path = data("user_data");
                 out.insert(format!("terraform/{path}"), user_data.clone());
                 v["user_data_file"] = path.into();
-                if let Image::Lookup { label, owner, name } = image {
-                    amis.insert(
+                // One `aws_ami` data source per image, a fixed id too: the
+                // launch template takes the root device name from it, as
+                // the direct target does from DescribeImages.
+                let (label, ami) = match image {
+                    Image::Lookup { label, owner, name } => (
                         label.clone(),
                         serde_json::json!({ "label": label, "owner": owner, "name": name }),
-                    );
-                }
+                    ),
+                    Image::Ami { id } => {
+                        let label = crate::model::naming::tf_label(id);
+                        (
+                            label.clone(),
+                            serde_json::json!({ "label": label, "id": id }),
+                        )
+                    }
+                };
+                v["ami_label"] = label.clone().into();
+                amis.insert(label, ami);
             }
             Props::IamRole {
                 assume_role_policy, ..

@@ -1032,3 +1032,109 @@ async fn unknown_zones_are_reported_at_their_line() {
     );
     assert!(!err.contains("not offered"), "{err}");
 }
+
+/// The AMI decides the launch template's root device name (Amazon Linux's
+/// is /dev/xvda, Ubuntu's /dev/sda1), an AMI that does not exist is named at
+/// its line, and so is an image whose architecture a machine type cannot run.
+#[tokio::test]
+async fn images_give_the_root_device_and_must_exist_and_fit_the_machine_type() {
+    let Some(moto) = Moto::start() else { return };
+    hosted_zone(&moto, "us-east-1", "example.com").await;
+    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("dev.yaml");
+    let file = spec.to_str().unwrap().to_string();
+    let write = |cp_image: &str, nodes_image: &str| {
+        let text = std::fs::read_to_string(root().join("examples/dev.yaml"))
+            .unwrap()
+            .replace(
+                "  machineType: t3.medium\n",
+                &format!("  machineType: t3.medium\n  image: {cp_image}\n"),
+            )
+            .replace(
+                "  machineType: t3.large\n",
+                &format!("  machineType: t3.large\n  image: {nodes_image}\n"),
+            );
+        std::fs::write(&spec, &text).unwrap();
+        move |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    };
+    // tests/fixtures/moto/amis.json: …70001 is Amazon Linux x86_64, …70002 arm64.
+    let line = write("ami-0000000000000dead", "ami-0b2c3d4e5f6a70001");
+    let out = run(&moto, &["plan", "-f", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:{}:3: InstanceGroup/control-plane-us-east-1a spec.image: image ami-0000000000000dead does not exist in us-east-1",
+            line("ami-0000000000000dead")
+        )),
+        "{err}"
+    );
+    let line = write(
+        "099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
+        "ami-0b2c3d4e5f6a70002",
+    );
+    let out = run(&moto, &["plan", "-f", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:{}:3: InstanceGroup/nodes spec.machineType: machine type t3.large runs x86_64, but the group's image ami-0b2c3d4e5f6a70002 is arm64",
+            line("machineType: t3.large")
+        )),
+        "{err}"
+    );
+
+    write(
+        "099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
+        "ami-0b2c3d4e5f6a70001",
+    );
+    run_ok(&moto, &["apply", "-f", &file, "--yes"]);
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config("us-east-1").await);
+    let mut devices = BTreeSet::new();
+    for name in [
+        "nodes.dev.example.com",
+        "control-plane-us-east-1a.dev.example.com",
+    ] {
+        let v = ec2
+            .describe_launch_template_versions()
+            .launch_template_name(name)
+            .versions("$Latest")
+            .send()
+            .await
+            .unwrap();
+        let data = v.launch_template_versions()[0]
+            .launch_template_data()
+            .unwrap();
+        devices.insert((
+            name,
+            data.image_id().unwrap().to_string(),
+            data.block_device_mappings()[0]
+                .device_name()
+                .unwrap()
+                .to_string(),
+        ));
+    }
+    assert_eq!(
+        devices,
+        BTreeSet::from([
+            (
+                "control-plane-us-east-1a.dev.example.com",
+                "ami-0a1b2c3d4e5f60005".to_string(),
+                "/dev/sda1".to_string()
+            ),
+            (
+                "nodes.dev.example.com",
+                "ami-0b2c3d4e5f6a70001".to_string(),
+                "/dev/xvda".to_string()
+            ),
+        ])
+    );
+    let plan = run(&moto, &["plan", "-f", &file, "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}

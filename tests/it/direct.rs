@@ -1085,7 +1085,7 @@ async fn images_give_the_root_device_and_must_exist_and_fit_the_machine_type() {
         "{err}"
     );
 
-    write(
+    let _ = write(
         "099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
         "ami-0b2c3d4e5f6a70001",
     );

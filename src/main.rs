@@ -180,7 +180,7 @@ fn run_direct(
         let progress = clusterctl::apply::progress::for_stdout();
         let result = d.apply(&target, saved, op, run.parallelism, lock_timeout, progress.clone()).await;
         progress.finish();
-        let tag = format!("KubernetesCluster={}", d.model.cluster_name);
+        let tag = format!("{}=owned", clusterctl::model::naming::ownership_tag(&d.model.cluster_name));
         let applied = match result {
             Ok(r) => r,
             Err(e) => {
@@ -434,7 +434,7 @@ print_json(&serde_json::json!({
                     }))?;
                 } else {
                     print!("{}", plan.render());
-                    print!("{}", plan.untouched_note(&format!("KubernetesCluster={}", d.model.cluster_name)));
+                    print!("{}", plan.untouched_note(&format!("{}=owned", clusterctl::model::naming::ownership_tag(&d.model.cluster_name))));
                     if let Some(path) = &out {
                         println!("\nSaved the plan to {} (state serial {}, with its spec). Apply it with: clusterctl apply {}", path.display(), plan.serial, path.display());
                     } else if !plan.is_empty() {

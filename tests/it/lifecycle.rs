@@ -343,10 +343,23 @@ async fn destroy_leaves_what_we_do_not_own(
         .await
         .unwrap();
     let sg_id = sg.group_id().unwrap().to_string();
+    // Tagged with the cluster's name (copied tags, say) but not marked
+    // owned: not ours, so reported and never deleted.
     let subnet = ec2
         .create_subnet()
         .vpc_id(vpc.vpc_id().unwrap())
         .cidr_block(last.to_string())
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Subnet)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("KubernetesCluster")
+                        .value(&cluster)
+                        .build(),
+                )
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -419,7 +432,7 @@ async fn destroy_leaves_what_we_do_not_own(
     assert_eq!(out.status.code(), Some(1), "{example}: {stdout}{stderr}");
     assert!(
         stdout.contains(&format!(
-            "Left untouched: 3 resources in the cluster's VPC without the tag KubernetesCluster={cluster}"
+            "Left untouched: 3 resources in the cluster's VPC without the tag kubernetes.io/cluster/{cluster}=owned"
         )) && stdout.contains(&format!("aws_security_group {sg_id} (database-not-ours)"))
             && stdout.contains(&format!("aws_network_interface {eni_id} (RDSNetworkInterface)"))
             && stdout.contains(&format!("aws_subnet {subnet_id}"))
@@ -432,8 +445,8 @@ async fn destroy_leaves_what_we_do_not_own(
     );
     assert_eq!(
         moto.tagged_counts(region, &cluster).await,
-        [1, 0, 0, 0, 0],
-        "{example}: only the VPC is left"
+        [1, 1, 0, 0, 0],
+        "{example}: only the VPC is left, and the foreign subnet carrying the cluster's name"
     );
     // No control plane is left, so the init marker went; the secrets stay
     // until the destroy is complete.

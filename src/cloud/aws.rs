@@ -1608,6 +1608,100 @@ impl Cloud for AwsCloud {
                 ));
             }
         }
+        // What blocks DeleteVpc without a network interface: route tables
+        // other than the main one, network ACLs other than the default,
+        // gateway endpoints, peering connections.
+        let tables = self
+            .ec2
+            .describe_route_tables()
+            .filters(in_vpc())
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| err("DescribeRouteTables", "untouched", e))?;
+        for t in &tables {
+            let main = t.associations().iter().any(|a| a.main() == Some(true));
+            if !main && !ours(t.tags()) {
+                out.push(item("aws_route_table", t.route_table_id(), t.tags(), None));
+            }
+        }
+        let acls = self
+            .ec2
+            .describe_network_acls()
+            .filters(in_vpc())
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| err("DescribeNetworkAcls", "untouched", e))?;
+        for a in &acls {
+            if a.is_default() != Some(true) && !ours(a.tags()) {
+                out.push(item("aws_network_acl", a.network_acl_id(), a.tags(), None));
+            }
+        }
+        let endpoints = self
+            .ec2
+            .describe_vpc_endpoints()
+            .filters(in_vpc())
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| err("DescribeVpcEndpoints", "untouched", e))?;
+        for e in &endpoints {
+            let gone = matches!(
+                e.state(),
+                Some(
+                    aws_sdk_ec2::types::State::Deleted
+                        | aws_sdk_ec2::types::State::Deleting
+                        | aws_sdk_ec2::types::State::Rejected
+                )
+            );
+            if !gone && !ours(e.tags()) {
+                out.push(item(
+                    "aws_vpc_endpoint",
+                    e.vpc_endpoint_id(),
+                    e.tags(),
+                    e.service_name(),
+                ));
+            }
+        }
+        let peerings = self
+            .ec2
+            .describe_vpc_peering_connections()
+            .filters(
+                Filter::builder()
+                    .name("status-code")
+                    .values("pending-acceptance")
+                    .values("provisioning")
+                    .values("active")
+                    .build(),
+            )
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| err("DescribeVpcPeeringConnections", "untouched", e))?;
+        for p in &peerings {
+            let ends = [p.requester_vpc_info(), p.accepter_vpc_info()];
+            let touches = ends
+                .iter()
+                .flatten()
+                .any(|v| v.vpc_id().is_some_and(|id| vpcs.iter().any(|o| o == id)));
+            if touches && !ours(p.tags()) {
+                out.push(item(
+                    "aws_vpc_peering_connection",
+                    p.vpc_peering_connection_id(),
+                    p.tags(),
+                    None,
+                ));
+            }
+        }
         out.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
         Ok(out)
     }

@@ -1138,3 +1138,97 @@ async fn images_give_the_root_device_and_must_exist_and_fit_the_machine_type() {
         String::from_utf8_lossy(&plan.stdout)
     );
 }
+
+/// What else can block deleting the VPC without a network interface of its
+/// own is reported too: a route table, a network ACL, a gateway endpoint
+/// and a peering connection that others made. The main route table and the
+/// default ACL that AWS made with the VPC are not.
+#[tokio::test]
+async fn untouched_report_names_route_tables_acls_endpoints_and_peerings() {
+    let Some(moto) = Moto::start() else { return };
+    hosted_zone(&moto, "us-east-1", "example.com").await;
+    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    run_ok(&moto, &["apply", "-f", "examples/dev.yaml", "--yes"]);
+    let cloud = cloud(&moto, "us-east-1", "dev.example.com").await;
+    let m =
+        clusterctl::model::build(&Spec::load(&root().join("examples/dev.yaml")).unwrap()).unwrap();
+    let actual = cloud.discover(&m).await.unwrap();
+    assert_eq!(cloud.untouched(&actual).await.unwrap(), vec![]);
+
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config("us-east-1").await);
+    let vpc = actual
+        .iter()
+        .find(|a| a.kind == "aws_vpc")
+        .unwrap()
+        .id
+        .clone();
+    let table = ec2.create_route_table().vpc_id(&vpc).send().await.unwrap();
+    let acl = ec2.create_network_acl().vpc_id(&vpc).send().await.unwrap();
+    let endpoint = ec2
+        .create_vpc_endpoint()
+        .vpc_id(&vpc)
+        .service_name("com.amazonaws.us-east-1.s3")
+        .send()
+        .await
+        .unwrap();
+    let other = ec2
+        .create_vpc()
+        .cidr_block("172.31.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let peering = ec2
+        .create_vpc_peering_connection()
+        .vpc_id(other.vpc().unwrap().vpc_id().unwrap())
+        .peer_vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    let mut found: Vec<(String, String)> = cloud
+        .untouched(&actual)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.kind, u.id))
+        .collect();
+    found.sort();
+    let mut want = vec![
+        (
+            "aws_network_acl".to_string(),
+            acl.network_acl()
+                .unwrap()
+                .network_acl_id()
+                .unwrap()
+                .to_string(),
+        ),
+        (
+            "aws_route_table".to_string(),
+            table
+                .route_table()
+                .unwrap()
+                .route_table_id()
+                .unwrap()
+                .to_string(),
+        ),
+        (
+            "aws_vpc_endpoint".to_string(),
+            endpoint
+                .vpc_endpoint()
+                .unwrap()
+                .vpc_endpoint_id()
+                .unwrap()
+                .to_string(),
+        ),
+        (
+            "aws_vpc_peering_connection".to_string(),
+            peering
+                .vpc_peering_connection()
+                .unwrap()
+                .vpc_peering_connection_id()
+                .unwrap()
+                .to_string(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(found, want);
+}

@@ -413,13 +413,23 @@ impl Direct {
             .iter()
             .filter(|(_, id)| !self.image_info.contains_key(id))
             .map(|(group, id)| {
-                self.spec.problem_in(
-                    "InstanceGroup",
-                    group,
-                    "spec.image",
-                    format!("image {id} does not exist in {region}, or this account may not use it"),
-                    "give an AMI of this region (AMI ids differ between regions), or an owner/name-pattern lookup",
-                )
+                match self.images.iter().find(|(_, ami)| *ami == id) {
+                    // Resolved from a lookup (by a saved plan, earlier).
+                    Some((lookup, _)) => self.spec.problem_in(
+                        "InstanceGroup",
+                        group,
+                        "spec.image",
+                        format!("the image lookup {lookup} resolved to {id}, which no longer exists in {region}"),
+                        "run plan again to resolve the lookup to a current image",
+                    ),
+                    None => self.spec.problem_in(
+                        "InstanceGroup",
+                        group,
+                        "spec.image",
+                        format!("image {id} does not exist in {region}, or this account may not use it"),
+                        "give an AMI of this region (AMI ids differ between regions), or an owner/name-pattern lookup",
+                    ),
+                }
             })
             .collect();
         Ok(())

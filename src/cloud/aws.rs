@@ -1476,12 +1476,14 @@ impl Cloud for AwsCloud {
                 .set_values(Some(vpcs.clone()))
                 .build()
         };
-        // The same test as deletion's: only the ownership mark makes a
-        // resource ours (a KubernetesCluster tag alone, or `shared`, does not).
+        // The same test as deletion's: found by the KubernetesCluster tag
+        // and marked owned. Either alone (or `shared`) is not ours.
         let ours = |t: &[Tag]| {
-            ec2_tags(t)
-                .get(&ownership_tag(&self.cluster))
-                .is_some_and(|v| v == "owned")
+            let tags = ec2_tags(t);
+            tags.get(TAG_CLUSTER) == Some(&self.cluster)
+                && tags
+                    .get(&ownership_tag(&self.cluster))
+                    .is_some_and(|v| v == "owned")
         };
         let item = |kind: &str, id: Option<&str>, t: &[Tag], fallback: Option<&str>| {
             let id = id.unwrap_or_default().to_string();

@@ -170,8 +170,11 @@ pub(crate) async fn describe_images(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    // A deprecated public AMI still launches; without IncludeDeprecated
+    // EC2 would hide it, and a running cluster's image would look missing.
     let images = ec2c
         .describe_images()
+        .include_deprecated(true)
         .filters(
             ec2::Filter::builder()
                 .name("image-id")

@@ -69,6 +69,18 @@ pub enum StateError {
         /// The service's code and message.
         message: String,
     },
+    /// The credentials may not make an S3 call.
+    #[error("S3 {op} s3://{bucket}/{key}: access denied: {message}")]
+    Denied {
+        /// The operation.
+        op: &'static str,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The service's message.
+        message: String,
+    },
     /// A stored object does not parse.
     #[error("s3://{bucket}/{key} is corrupt: {message}")]
     Corrupt {
@@ -161,6 +173,19 @@ fn lock_id() -> String {
     )
 }
 
+/// One stored version of an object (or a delete marker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// Name under the cluster's prefix.
+    pub name: String,
+    /// S3 version id ("null" where versioning was never on).
+    pub version: String,
+    /// The current version (or marker) of its key.
+    pub latest: bool,
+    /// A delete marker, not content.
+    pub delete_marker: bool,
+}
+
 impl StateStore {
     /// The store of `cluster` at `bucket`/`prefix` (as the model computes it).
     pub fn new(s3: aws_sdk_s3::Client, bucket: &str, prefix: &str) -> StateStore {
@@ -185,10 +210,21 @@ impl StateStore {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchBucket") {
-            return StateError::NoBucket {
-                bucket: self.bucket.clone(),
-            };
+        match e.as_service_error().and_then(|s| s.code()) {
+            Some("NoSuchBucket") => {
+                return StateError::NoBucket {
+                    bucket: self.bucket.clone(),
+                };
+            }
+            Some("AccessDenied") => {
+                return StateError::Denied {
+                    op,
+                    bucket: self.bucket.clone(),
+                    key: key.to_string(),
+                    message: describe_error(e),
+                };
+            }
+            _ => {}
         }
         StateError::S3 {
             op,
@@ -458,9 +494,9 @@ impl StateStore {
     }
 
     /// Every stored version and delete marker under `dir/` of the
-    /// cluster's prefix, as (name, version id), in key order. In a bucket
-    /// that never had versioning each object has one version, "null".
-    pub async fn versions(&self, dir: &str) -> Result<Vec<(String, String)>, StateError> {
+    /// cluster's prefix. In a bucket that never had versioning each object
+    /// has one version, "null".
+    pub async fn versions(&self, dir: &str) -> Result<Vec<ObjectVersion>, StateError> {
         let prefix = format!("{}/", self.prefix);
         let dir_key = format!("{prefix}{}/", dir.trim_end_matches('/'));
         let mut out = Vec::new();
@@ -476,14 +512,22 @@ impl StateStore {
                 .send()
                 .await
                 .map_err(|e| self.s3_err("ListObjectVersions", &dir_key, &e))?;
-            let versions = r.versions().iter().map(|v| (v.key(), v.version_id()));
-            let markers = r.delete_markers().iter().map(|m| (m.key(), m.version_id()));
-            for (key, version) in versions.chain(markers) {
+            let versions = r
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id(), v.is_latest(), false));
+            let markers = r
+                .delete_markers()
+                .iter()
+                .map(|m| (m.key(), m.version_id(), m.is_latest(), true));
+            for (key, version, latest, marker) in versions.chain(markers) {
                 if let Some(key) = key {
-                    out.push((
-                        key.trim_start_matches(&prefix).to_string(),
-                        version.unwrap_or("null").to_string(),
-                    ));
+                    out.push(ObjectVersion {
+                        name: key.trim_start_matches(&prefix).to_string(),
+                        version: version.unwrap_or("null").to_string(),
+                        latest: latest.unwrap_or(false),
+                        delete_marker: marker,
+                    });
                 }
             }
             if r.is_truncated() != Some(true) {
@@ -495,7 +539,7 @@ impl StateStore {
                 break;
             }
         }
-        out.sort();
+        out.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
         Ok(out)
     }
 

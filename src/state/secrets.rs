@@ -168,16 +168,55 @@ pub async fn remove(store: &StateStore) -> Result<usize, StateError> {
     // a certificate whose key was replaced.
     // Every version goes, not only the current one: in a versioned bucket
     // a plain delete only hides a private key behind a delete marker.
-    let mut all = store.versions("pki").await?;
-    all.extend(store.versions("secrets").await?);
-    let derived = |name: &str| name.ends_with(".crt") || name.ends_with(".pub");
-    all.sort_by_key(|(name, _)| !derived(name));
+    let listed = match store.versions("pki").await {
+        Ok(mut all) => store.versions("secrets").await.map(|s| {
+            all.extend(s);
+            all
+        }),
+        Err(e) => Err(e),
+    };
+    let all = match listed {
+        Ok(all) => all,
+        Err(StateError::Denied { .. }) => {
+            // Without s3:ListBucketVersions: current versions only.
+            tracing::warn!(
+                "may not list object versions in the state bucket; deleting the current secrets only (older versions stay if the bucket is versioned)"
+            );
+            return remove_current(store).await;
+        }
+        Err(e) => Err(e)?,
+    };
     let mut names = std::collections::BTreeSet::new();
-    for (name, version) in &all {
-        store.delete_version(name, version).await?;
-        names.insert(name);
+    for v in removal_order(all) {
+        store.delete_version(&v.name, &v.version).await?;
+        if !v.delete_marker {
+            names.insert(v.name);
+        }
     }
     Ok(names.len() + remove_init_marker(store).await?)
+}
+
+/// The order secrets' versions are deleted in: certificates and public keys
+/// before the keys they were made from, and within each, older versions
+/// before the current one, so that a crash part way never makes an older
+/// version current again.
+fn removal_order(mut all: Vec<crate::state::ObjectVersion>) -> Vec<crate::state::ObjectVersion> {
+    let derived = |name: &str| name.ends_with(".crt") || name.ends_with(".pub");
+    all.sort_by_key(|v| (!derived(&v.name), v.latest));
+    all
+}
+
+/// Deletes the current secrets (for credentials that may not list versions).
+async fn remove_current(store: &StateStore) -> Result<usize, StateError> {
+    let mut n = 0;
+    for (name, _) in store.list().await? {
+        if name.starts_with("pki/") && (name.ends_with(".crt") || name.ends_with(".pub")) {
+            store.delete(&name).await?;
+            n += 1;
+        }
+    }
+    n += store.delete_dir("pki").await? + store.delete_dir("secrets").await?;
+    Ok(n + remove_init_marker(store).await?)
 }
 
 /// Removes the marker that makes new control-plane instances join rather
@@ -194,6 +233,33 @@ pub async fn remove_init_marker(store: &StateStore) -> Result<usize, StateError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_objects_and_older_versions_go_first() {
+        let v = |name: &str, version: &str, latest: bool| crate::state::ObjectVersion {
+            name: name.into(),
+            version: version.into(),
+            latest,
+            delete_marker: false,
+        };
+        let order: Vec<(String, String)> = removal_order(vec![
+            v("pki/ca.key", "b", true),
+            v("pki/ca.key", "a", false),
+            v("pki/ca.crt", "d", true),
+            v("pki/ca.crt", "c", false),
+            v("secrets/bootstrap-token", "e", true),
+        ])
+        .into_iter()
+        .map(|v| (v.name, v.version))
+        .collect();
+        // Each key's older version before its current one; all derived first.
+        let pos = |n: &str, ver: &str| order.iter().position(|(a, b)| a == n && b == ver).unwrap();
+        assert!(pos("pki/ca.crt", "c") < pos("pki/ca.crt", "d"));
+        assert!(pos("pki/ca.key", "a") < pos("pki/ca.key", "b"));
+        assert!(pos("pki/ca.crt", "d") < pos("pki/ca.key", "a"));
+        assert_eq!(order.len(), 5);
+        assert_eq!(order[4].0, "secrets/bootstrap-token");
+    }
 
     #[test]
     fn bootstrap_tokens_have_kubeadms_format() {

@@ -1000,6 +1000,24 @@ async fn saved_plan_applies_the_images_it_showed_and_refuses_drift() {
         "{}",
         String::from_utf8_lossy(&plan.stdout)
     );
+
+    // The image a saved plan recorded is deregistered before it is applied.
+    let third = register("clusterctl-test-3").await;
+    run_ok(&moto, &["plan", "-f", file, "--out", out]);
+    ec2.deregister_image()
+        .image_id(&third)
+        .send()
+        .await
+        .unwrap();
+    let gone = run(&moto, &["apply", out]);
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(gone.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the image lookup 123456789012/clusterctl-test-* resolved to {third}, which no longer exists in us-east-1"
+        )),
+        "{err}"
+    );
 }
 
 /// A zone the region does not have is named at its line of the spec (not

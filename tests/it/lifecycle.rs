@@ -334,11 +334,25 @@ async fn destroy_leaves_what_we_do_not_own(
         28,
     )
     .unwrap();
+    // It carries the ownership tag alone, as a load balancer's security
+    // group made by the AWS cloud provider does: not found by the
+    // KubernetesCluster tag, so not ours to delete, and reported.
     let sg = ec2
         .create_security_group()
         .group_name("database-not-ours")
         .description("made outside clusterctl")
         .vpc_id(vpc.vpc_id().unwrap())
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(format!("kubernetes.io/cluster/{cluster}"))
+                        .value("owned")
+                        .build(),
+                )
+                .build(),
+        )
         .send()
         .await
         .unwrap();

@@ -127,6 +127,8 @@ pub struct StateStore {
     pub bucket: String,
     /// Key prefix of the cluster, `<prefix>/<cluster>`.
     pub prefix: String,
+    /// Keys per page of a listing (S3's default, 1000, when None).
+    page_size: Option<i32>,
 }
 
 /// A held lock; release it with [`StateStore::unlock`].
@@ -193,7 +195,14 @@ impl StateStore {
             s3,
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
+            page_size: None,
         }
+    }
+
+    /// Lists with pages of `n` keys (the tests page through small stores).
+    pub fn with_page_size(mut self, n: i32) -> StateStore {
+        self.page_size = Some(n);
+        self
     }
 
     fn key(&self, name: &str) -> String {
@@ -472,6 +481,7 @@ impl StateStore {
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(&prefix)
+                .set_max_keys(self.page_size)
                 .set_continuation_token(token.clone())
                 .send()
                 .await
@@ -507,6 +517,7 @@ impl StateStore {
                 .list_object_versions()
                 .bucket(&self.bucket)
                 .prefix(&dir_key)
+                .set_max_keys(self.page_size)
                 .set_key_marker(key_marker.clone())
                 .set_version_id_marker(version_marker.clone())
                 .send()

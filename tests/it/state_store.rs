@@ -316,12 +316,29 @@ async fn secrets_leave_no_version_behind_in_a_versioned_bucket() {
         .send()
         .await
         .unwrap();
-    let s = StateStore::new(s3, "versioned", "clusters/v.example.com");
+    // Pages of 2 keys: every listing takes several pages.
+    let s = StateStore::new(s3, "versioned", "clusters/v.example.com").with_page_size(2);
     assert_eq!(secrets::ensure(&s).await.unwrap().len(), 9);
     // A certificate lost and made again: two versions and a delete marker.
     s.delete("pki/ca.crt").await.unwrap();
     assert_eq!(secrets::ensure(&s).await.unwrap(), ["pki/ca.crt"]);
     let versions = s.versions("pki").await.unwrap();
+    // moto pages versions as S3 does, so the loop above went page by page.
+    let page = moto
+        .s3("eu-west-1")
+        .await
+        .list_object_versions()
+        .bucket("versioned")
+        .max_keys(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.is_truncated(), Some(true));
+    assert_eq!(
+        versions.len(),
+        10,
+        "7 objects, 2 more versions of ca.crt: {versions:?}"
+    );
     let ca: Vec<_> = versions.iter().filter(|v| v.name == "pki/ca.crt").collect();
     assert_eq!(ca.len(), 3, "{versions:?}");
     assert_eq!(ca.iter().filter(|v| v.delete_marker).count(), 1);

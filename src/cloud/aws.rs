@@ -1704,6 +1704,50 @@ impl Cloud for AwsCloud {
                 ));
             }
         }
+        let egress = self
+            .ec2
+            .describe_egress_only_internet_gateways()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| err("DescribeEgressOnlyInternetGateways", "untouched", e))?;
+        for g in &egress {
+            let attached = g
+                .attachments()
+                .iter()
+                .any(|a| a.vpc_id().is_some_and(|id| vpcs.iter().any(|o| o == id)));
+            if attached && !ours(g.tags()) {
+                out.push(item(
+                    "aws_egress_only_internet_gateway",
+                    g.egress_only_internet_gateway_id(),
+                    g.tags(),
+                    None,
+                ));
+            }
+        }
+        let vpn = self
+            .ec2
+            .describe_vpn_gateways()
+            .filters(
+                Filter::builder()
+                    .name("attachment.vpc-id")
+                    .set_values(Some(vpcs.clone()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| err("DescribeVpnGateways", "untouched", e))?;
+        for g in vpn.vpn_gateways() {
+            let attached = g.vpc_attachments().iter().any(|a| {
+                a.state() == Some(&aws_sdk_ec2::types::AttachmentStatus::Attached)
+                    && a.vpc_id().is_some_and(|id| vpcs.iter().any(|o| o == id))
+            });
+            if attached && !ours(g.tags()) {
+                out.push(item("aws_vpn_gateway", g.vpn_gateway_id(), g.tags(), None));
+            }
+        }
         out.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
         Ok(out)
     }

@@ -1158,8 +1158,9 @@ async fn images_give_the_root_device_and_must_exist_and_fit_the_machine_type() {
 }
 
 /// What else can block deleting the VPC without a network interface of its
-/// own is reported too: a route table, a network ACL, a gateway endpoint
-/// and a peering connection that others made. The main route table and the
+/// own is reported too: a route table, a network ACL, a gateway endpoint,
+/// a peering connection, an egress-only internet gateway and a VPN gateway
+/// that others made. The main route table and the
 /// default ACL that AWS made with the VPC are not.
 #[tokio::test]
 async fn untouched_report_names_route_tables_acls_endpoints_and_peerings() {
@@ -1202,6 +1203,30 @@ async fn untouched_report_names_route_tables_acls_endpoints_and_peerings() {
         .send()
         .await
         .unwrap();
+    let egress = ec2
+        .create_egress_only_internet_gateway()
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    let vgw = ec2
+        .create_vpn_gateway()
+        .r#type(aws_sdk_ec2::types::GatewayType::Ipsec1)
+        .send()
+        .await
+        .unwrap();
+    let vgw_id = vgw
+        .vpn_gateway()
+        .unwrap()
+        .vpn_gateway_id()
+        .unwrap()
+        .to_string();
+    ec2.attach_vpn_gateway()
+        .vpn_gateway_id(&vgw_id)
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
     let mut found: Vec<(String, String)> = cloud
         .untouched(&actual)
         .await
@@ -1211,6 +1236,16 @@ async fn untouched_report_names_route_tables_acls_endpoints_and_peerings() {
         .collect();
     found.sort();
     let mut want = vec![
+        (
+            "aws_egress_only_internet_gateway".to_string(),
+            egress
+                .egress_only_internet_gateway()
+                .unwrap()
+                .egress_only_internet_gateway_id()
+                .unwrap()
+                .to_string(),
+        ),
+        ("aws_vpn_gateway".to_string(), vgw_id),
         (
             "aws_network_acl".to_string(),
             acl.network_acl()
@@ -1249,4 +1284,34 @@ async fn untouched_report_names_route_tables_acls_endpoints_and_peerings() {
     ];
     want.sort();
     assert_eq!(found, want);
+}
+
+/// Every type of a mixed-instances policy must run the group's image too.
+#[tokio::test]
+async fn a_mixed_instances_type_of_another_architecture_is_named() {
+    let Some(moto) = Moto::start() else { return };
+    hosted_zone(&moto, "eu-west-1", "example.com").await;
+    moto.bucket("eu-west-1", "example-clusterctl-state").await;
+    let text = std::fs::read_to_string(root().join("examples/ha.yaml"))
+        .unwrap()
+        .replacen(
+            "instances: [m6i.large, m5.large, m5a.large]",
+            "instances: [m6i.large, m5.large, m6g.large]",
+            1,
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("ha.yaml");
+    std::fs::write(&spec, &text).unwrap();
+    let line = text.lines().position(|l| l.contains("m6g.large")).unwrap() + 1;
+    let file = spec.to_str().unwrap();
+    let out = run(&moto, &["plan", "-f", file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:{line}:"
+        )) && err.contains("InstanceGroup/spot-batch spec.mixedInstancesPolicy.instances[2]: machine type m6g.large runs arm64, but the group's image ami-0a1b2c3d4e5f60718 is x86_64"),
+        "{err}"
+    );
+    assert!(err.contains("1 problem"), "{err}");
 }

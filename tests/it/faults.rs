@@ -74,8 +74,12 @@ async fn apply_converges_through_20_percent_throttling() {
         faults * 6 >= operations,
         "one request in five was throttled ({faults} faults, {operations} operations)"
     );
+    // moto itself may fail a request on a loaded machine; those are
+    // retried too, and counted apart.
+    let upstream = proxy.upstream_errors();
     assert_eq!(
-        retries, faults,
-        "every injected fault was retried, and nothing else was"
+        retries,
+        faults + upstream,
+        "every injected fault was retried, and nothing else was ({upstream} upstream errors)"
     );
 }

@@ -33,6 +33,7 @@ pub struct Proxy {
     pub endpoint: String,
     injected: Arc<AtomicU64>,
     forwarded: Arc<AtomicU64>,
+    upstream_errors: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -42,12 +43,14 @@ impl Proxy {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let injected = Arc::new(AtomicU64::new(0));
         let forwarded = Arc::new(AtomicU64::new(0));
+        let upstream_errors = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             options,
             seen: AtomicU64::new(0),
             injected: injected.clone(),
             forwarded: forwarded.clone(),
+            upstream_errors: upstream_errors.clone(),
             one_at_a_time: tokio::sync::Mutex::new(()),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -79,12 +82,19 @@ impl Proxy {
             endpoint,
             injected,
             forwarded,
+            upstream_errors,
         }
     }
 
     /// Throttling errors answered so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)
+    }
+
+    /// Answers of moto that a client retries (5xx, or no answer at all):
+    /// not injected, but retried all the same.
+    pub fn upstream_errors(&self) -> u64 {
+        self.upstream_errors.load(Ordering::Relaxed)
     }
 
     /// Requests passed to moto so far.
@@ -99,6 +109,7 @@ struct Shared {
     seen: AtomicU64,
     injected: Arc<AtomicU64>,
     forwarded: Arc<AtomicU64>,
+    upstream_errors: Arc<AtomicU64>,
     one_at_a_time: tokio::sync::Mutex<()>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
@@ -143,12 +154,16 @@ impl Shared {
         {
             Ok(resp) => resp,
             Err(e) => {
+                self.upstream_errors.fetch_add(1, Ordering::Relaxed);
                 return Response::builder()
                     .status(502)
                     .body(Full::new(Bytes::from(format!("proxy: {e}"))))
                     .unwrap();
             }
         };
+        if resp.status().is_server_error() {
+            self.upstream_errors.fetch_add(1, Ordering::Relaxed);
+        }
         let (rp, rb) = resp.into_parts();
         let rb = rb.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         Response::from_parts(rp, Full::new(rb))

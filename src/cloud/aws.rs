@@ -1478,6 +1478,7 @@ impl Cloud for AwsCloud {
         };
         // The same test as deletion's: found by the KubernetesCluster tag
         // and marked owned. Either alone (or `shared`) is not ours.
+        let in_our_vpc = |id: &str| vpcs.iter().any(|v| v == id);
         let ours = |t: &[Tag]| {
             let tags = ec2_tags(t);
             tags.get(TAG_CLUSTER) == Some(&self.cluster)
@@ -1694,7 +1695,7 @@ impl Cloud for AwsCloud {
             let touches = ends
                 .iter()
                 .flatten()
-                .any(|v| v.vpc_id().is_some_and(|id| vpcs.iter().any(|o| o == id)));
+                .any(|v| v.vpc_id().is_some_and(in_our_vpc));
             if touches && !ours(p.tags()) {
                 out.push(item(
                     "aws_vpc_peering_connection",
@@ -1717,7 +1718,7 @@ impl Cloud for AwsCloud {
             let attached = g
                 .attachments()
                 .iter()
-                .any(|a| a.vpc_id().is_some_and(|id| vpcs.iter().any(|o| o == id)));
+                .any(|a| a.vpc_id().is_some_and(in_our_vpc));
             if attached && !ours(g.tags()) {
                 out.push(item(
                     "aws_egress_only_internet_gateway",
@@ -1742,7 +1743,7 @@ impl Cloud for AwsCloud {
         for g in vpn.vpn_gateways() {
             let attached = g.vpc_attachments().iter().any(|a| {
                 a.state() == Some(&aws_sdk_ec2::types::AttachmentStatus::Attached)
-                    && a.vpc_id().is_some_and(|id| vpcs.iter().any(|o| o == id))
+                    && a.vpc_id().is_some_and(in_our_vpc)
             });
             if attached && !ours(g.tags()) {
                 out.push(item("aws_vpn_gateway", g.vpn_gateway_id(), g.tags(), None));

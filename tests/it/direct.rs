@@ -15,7 +15,7 @@ use clusterctl::plan::diff;
 use clusterctl::spec::Spec;
 
 use crate::moto::Moto;
-use crate::support::root;
+use crate::support::{EditedSpec, root};
 
 const SUPPORTED: &[&str] = &[
     "aws_vpc",
@@ -438,6 +438,12 @@ async fn editing_a_node_group_updates_its_asgs_and_launch_template() {
     );
 }
 
+/// An account ready for an example: its public zone and the state bucket.
+async fn account(moto: &Moto, region: &str) {
+    hosted_zone(moto, region, "example.com").await;
+    moto.bucket(region, "example-clusterctl-state").await;
+}
+
 async fn hosted_zone(moto: &Moto, region: &str, name: &str) {
     let r53 = aws_sdk_route53::Client::new(&moto.sdk_config(region).await);
     r53.create_hosted_zone()
@@ -513,8 +519,7 @@ async fn two_concurrent_applies_exactly_one_proceeds() {
     let Some(moto) = Moto::start_serialised() else {
         return;
     };
-    hosted_zone(&moto, "eu-west-1", "example.com").await;
-    moto.bucket("eu-west-1", "example-clusterctl-state").await;
+    account(&moto, "eu-west-1").await;
     let spawn = || {
         moto.clusterctl(&["apply", "-f", "examples/ha.yaml", "--yes"])
             .stdout(std::process::Stdio::piped())
@@ -601,8 +606,7 @@ async fn kill_9_during_destroy_then_destroy_again_finishes() {
         .resources
         .len();
     let Some(moto) = Moto::start() else { return };
-    hosted_zone(&moto, "eu-west-1", "example.com").await;
-    moto.bucket("eu-west-1", "example-clusterctl-state").await;
+    account(&moto, "eu-west-1").await;
     let store = clusterctl::state::StateStore::new(
         moto.s3("eu-west-1").await,
         "example-clusterctl-state",
@@ -767,8 +771,7 @@ async fn image_lookups_resolve_to_the_newest_matching_ami_in_any_region() {
         "{e}"
     );
     // Through the CLI: plan fails on the lookup; destroy needs no image.
-    hosted_zone(&moto, "us-east-1", "example.com").await;
-    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    account(&moto, "us-east-1").await;
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("dev.yaml");
     std::fs::write(&spec, &text).unwrap();
@@ -793,8 +796,7 @@ async fn apply_shows_a_live_bar_on_a_terminal_and_plain_lines_otherwise() {
     let Some(script) = crate::support::tool("script") else {
         return;
     };
-    hosted_zone(&moto, "us-east-1", "example.com").await;
-    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    account(&moto, "us-east-1").await;
     let n = clusterctl::model::build(&Spec::load(&root().join("examples/dev.yaml")).unwrap())
         .unwrap()
         .resources
@@ -851,11 +853,9 @@ async fn apply_shows_a_live_bar_on_a_terminal_and_plain_lines_otherwise() {
 #[tokio::test]
 async fn unoffered_machine_types_are_reported_at_their_line() {
     let Some(moto) = Moto::start() else { return };
-    hosted_zone(&moto, "eu-west-1", "example.com").await;
-    moto.bucket("eu-west-1", "example-clusterctl-state").await;
-    let text = std::fs::read_to_string(root().join("examples/ha.yaml"))
-        .unwrap()
-        .replacen(
+    account(&moto, "eu-west-1").await;
+    let spec = EditedSpec::new("ha", |t| {
+        t.replacen(
             "  machineType: m6i.xlarge\n",
             "  machineType: m6i.xlarg\n",
             1,
@@ -864,12 +864,9 @@ async fn unoffered_machine_types_are_reported_at_their_line() {
             "instances: [m6i.large, m5.large, m5a.large]",
             "instances: [m6i.large, m5.large, q9.huge]",
             1,
-        );
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("ha.yaml");
-    std::fs::write(&spec, &text).unwrap();
-    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
-    let file = spec.to_str().unwrap();
+        )
+    });
+    let file = spec.file();
     for args in [vec!["plan", "-f", file], vec!["apply", "-f", file, "--yes"]] {
         let cmd = args[0];
         let out = run(&moto, &args);
@@ -878,7 +875,7 @@ async fn unoffered_machine_types_are_reported_at_their_line() {
         assert!(
             err.contains(&format!(
                 "{file}:{}:3: InstanceGroup/nodes spec.machineType: machine type m6i.xlarg is not offered in eu-west-1a, eu-west-1b, eu-west-1c (eu-west-1)",
-                line_of("machineType: m6i.xlarg")
+                spec.line_of("machineType: m6i.xlarg")
             )),
             "{cmd}: {err}"
         );
@@ -900,8 +897,7 @@ async fn unoffered_machine_types_are_reported_at_their_line() {
 #[tokio::test]
 async fn saved_plan_applies_the_images_it_showed_and_refuses_drift() {
     let Some(moto) = Moto::start() else { return };
-    hosted_zone(&moto, "us-east-1", "example.com").await;
-    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    account(&moto, "us-east-1").await;
     let config = moto.sdk_config("us-east-1").await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let register = |name: &'static str| {
@@ -920,20 +916,14 @@ async fn saved_plan_applies_the_images_it_showed_and_refuses_drift() {
         }
     };
     let first = register("clusterctl-test-1").await;
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("dev.yaml");
-    std::fs::write(
-        &spec,
-        std::fs::read_to_string(root().join("examples/dev.yaml"))
-            .unwrap()
-            .replace(
-                "  machineType: t3.large\n",
-                "  machineType: t3.large\n  image: 123456789012/clusterctl-test-*\n",
-            ),
-    )
-    .unwrap();
-    let file = spec.to_str().unwrap();
-    let saved = dir.path().join("plan.json");
+    let spec = EditedSpec::new("dev", |t| {
+        t.replace(
+            "  machineType: t3.large\n",
+            "  machineType: t3.large\n  image: 123456789012/clusterctl-test-*\n",
+        )
+    });
+    let file = spec.file();
+    let saved = spec.path.with_file_name("plan.json");
     let out = saved.to_str().unwrap();
     run_ok(&moto, &["plan", "-f", file, "--out", out]);
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
@@ -1025,20 +1015,9 @@ async fn saved_plan_applies_the_images_it_showed_and_refuses_drift() {
 #[tokio::test]
 async fn unknown_zones_are_reported_at_their_line() {
     let Some(moto) = Moto::start() else { return };
-    hosted_zone(&moto, "us-east-1", "example.com").await;
-    moto.bucket("us-east-1", "example-clusterctl-state").await;
-    let text = std::fs::read_to_string(root().join("examples/dev.yaml"))
-        .unwrap()
-        .replace("us-east-1a", "us-east-1q");
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("dev.yaml");
-    std::fs::write(&spec, &text).unwrap();
-    let line = text
-        .lines()
-        .position(|l| l.contains("zones: [us-east-1q]"))
-        .unwrap()
-        + 1;
-    let file = spec.to_str().unwrap();
+    account(&moto, "us-east-1").await;
+    let spec = EditedSpec::new("dev", |t| t.replace("us-east-1a", "us-east-1q"));
+    let (file, line) = (spec.file(), spec.line_of("zones: [us-east-1q]"));
     let out = run(&moto, &["plan", "-f", file]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -1057,56 +1036,49 @@ async fn unknown_zones_are_reported_at_their_line() {
 #[tokio::test]
 async fn images_give_the_root_device_and_must_exist_and_fit_the_machine_type() {
     let Some(moto) = Moto::start() else { return };
-    hosted_zone(&moto, "us-east-1", "example.com").await;
-    moto.bucket("us-east-1", "example-clusterctl-state").await;
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("dev.yaml");
-    let file = spec.to_str().unwrap().to_string();
-    let write = |cp_image: &str, nodes_image: &str| {
-        let text = std::fs::read_to_string(root().join("examples/dev.yaml"))
-            .unwrap()
-            .replace(
+    account(&moto, "us-east-1").await;
+    let images = |cp_image: &'static str, nodes_image: &'static str| {
+        move |t: String| {
+            t.replace(
                 "  machineType: t3.medium\n",
                 &format!("  machineType: t3.medium\n  image: {cp_image}\n"),
             )
             .replace(
                 "  machineType: t3.large\n",
                 &format!("  machineType: t3.large\n  image: {nodes_image}\n"),
-            );
-        std::fs::write(&spec, &text).unwrap();
-        move |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1
+            )
+        }
     };
     // tests/fixtures/moto/amis.json: …70001 is Amazon Linux x86_64, …70002 arm64.
-    let line = write("ami-0000000000000dead", "ami-0b2c3d4e5f6a70001");
+    let mut spec = EditedSpec::new(
+        "dev",
+        images("ami-0000000000000dead", "ami-0b2c3d4e5f6a70001"),
+    );
+    let file = spec.file().to_string();
     let out = run(&moto, &["plan", "-f", &file]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!(
             "{file}:{}:3: InstanceGroup/control-plane-us-east-1a spec.image: image ami-0000000000000dead does not exist in us-east-1",
-            line("ami-0000000000000dead")
+            spec.line_of("ami-0000000000000dead")
         )),
         "{err}"
     );
-    let line = write(
-        "099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
-        "ami-0b2c3d4e5f6a70002",
-    );
+    const UBUNTU: &str = "099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*";
+    spec.set(images(UBUNTU, "ami-0b2c3d4e5f6a70002"));
     let out = run(&moto, &["plan", "-f", &file]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!(
             "{file}:{}:3: InstanceGroup/nodes spec.machineType: machine type t3.large runs x86_64, but the group's image ami-0b2c3d4e5f6a70002 is arm64",
-            line("machineType: t3.large")
+            spec.line_of("machineType: t3.large")
         )),
         "{err}"
     );
 
-    let _ = write(
-        "099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
-        "ami-0b2c3d4e5f6a70001",
-    );
+    spec.set(images(UBUNTU, "ami-0b2c3d4e5f6a70001"));
     run_ok(&moto, &["apply", "-f", &file, "--yes"]);
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config("us-east-1").await);
     let mut devices = BTreeSet::new();
@@ -1165,8 +1137,7 @@ async fn images_give_the_root_device_and_must_exist_and_fit_the_machine_type() {
 #[tokio::test]
 async fn untouched_report_names_route_tables_acls_endpoints_and_peerings() {
     let Some(moto) = Moto::start() else { return };
-    hosted_zone(&moto, "us-east-1", "example.com").await;
-    moto.bucket("us-east-1", "example-clusterctl-state").await;
+    account(&moto, "us-east-1").await;
     run_ok(&moto, &["apply", "-f", "examples/dev.yaml", "--yes"]);
     let cloud = cloud(&moto, "us-east-1", "dev.example.com").await;
     let m =
@@ -1290,20 +1261,15 @@ async fn untouched_report_names_route_tables_acls_endpoints_and_peerings() {
 #[tokio::test]
 async fn a_mixed_instances_type_of_another_architecture_is_named() {
     let Some(moto) = Moto::start() else { return };
-    hosted_zone(&moto, "eu-west-1", "example.com").await;
-    moto.bucket("eu-west-1", "example-clusterctl-state").await;
-    let text = std::fs::read_to_string(root().join("examples/ha.yaml"))
-        .unwrap()
-        .replacen(
+    account(&moto, "eu-west-1").await;
+    let spec = EditedSpec::new("ha", |t| {
+        t.replacen(
             "instances: [m6i.large, m5.large, m5a.large]",
             "instances: [m6i.large, m5.large, m6g.large]",
             1,
-        );
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("ha.yaml");
-    std::fs::write(&spec, &text).unwrap();
-    let line = text.lines().position(|l| l.contains("m6g.large")).unwrap() + 1;
-    let file = spec.to_str().unwrap();
+        )
+    });
+    let (file, line) = (spec.file(), spec.line_of("m6g.large"));
     let out = run(&moto, &["plan", "-f", file]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");

@@ -88,3 +88,52 @@ pub fn render_example(example: &str) -> tempfile::TempDir {
     );
     dir
 }
+
+/// An edited copy of an example spec, in a temporary directory.
+pub struct EditedSpec {
+    _dir: tempfile::TempDir,
+    example: String,
+    /// The copy.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+}
+
+impl EditedSpec {
+    /// `examples/<example>.yaml` with `edit` applied.
+    pub fn new(example: &str, edit: impl FnOnce(String) -> String) -> EditedSpec {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(format!("{example}.yaml"));
+        let mut spec = EditedSpec {
+            _dir: dir,
+            example: example.to_string(),
+            path,
+            text: String::new(),
+        };
+        spec.set(edit);
+        spec
+    }
+
+    /// Rewrites the copy as the example with `edit` applied.
+    pub fn set(&mut self, edit: impl FnOnce(String) -> String) {
+        let original =
+            std::fs::read_to_string(root().join(format!("examples/{}.yaml", self.example)))
+                .expect("read example");
+        self.text = edit(original);
+        std::fs::write(&self.path, &self.text).expect("write spec");
+    }
+
+    /// The copy's path, for `-f`.
+    pub fn file(&self) -> &str {
+        self.path.to_str().expect("utf-8 path")
+    }
+
+    /// The 1-based line of the first line containing `needle`.
+    pub fn line_of(&self, needle: &str) -> usize {
+        self.text
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line contains {needle}"))
+            + 1
+    }
+}

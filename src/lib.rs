@@ -11,5 +11,6 @@ pub mod direct;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod resource;
 pub mod spec;
 pub mod state;

@@ -175,10 +175,9 @@ fn run_direct(
             Some(p) => d.pin_images(&p.images).await?,
             None => d.resolve_images().await?,
         }
-        let target = if destroy { model::Model { resources: vec![], ..d.model.clone() } } else { d.model.clone() };
-        let op = if destroy { "destroy" } else { "apply" };
+        let op = if destroy { clusterctl::direct::Operation::Destroy } else { clusterctl::direct::Operation::Apply };
         let progress = clusterctl::apply::progress::for_stdout();
-        let result = d.apply(&target, saved, op, run.parallelism, lock_timeout, progress.clone()).await;
+        let result = d.run(op, saved, run.parallelism, lock_timeout, progress.clone()).await;
         progress.finish();
         let tag = format!("{}=owned", clusterctl::model::naming::ownership_tag(&d.model.cluster_name));
         let applied = match result {
@@ -207,8 +206,8 @@ fn run_direct(
         let sum = plan.summary();
         println!(
             "\n{} complete! Resources: {} added, {} changed, {} destroyed. State serial {serial}. ({} AWS API calls, {} retried after throttling or transient errors)",
-            if destroy { "Destroy" } else { "Apply" }, sum.add, sum.change, sum.destroy, d.cloud.retries().0,
-            d.cloud.retries().1
+            if destroy { "Destroy" } else { "Apply" }, sum.add, sum.change, sum.destroy, d.calls.operations(),
+            d.calls.retries()
         );
         Ok(ExitCode::SUCCESS)
     })
@@ -430,7 +429,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
 print_json(&serde_json::json!({
                         "plan": plan,
                         "summary": plan.summary(),
-                        "apiCalls": clusterctl::cloud::Cloud::calls(d.cloud.as_ref()),
+                        "apiCalls": d.calls.operations(),
                     }))?;
                 } else {
                     print!("{}", plan.render());

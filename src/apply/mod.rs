@@ -8,31 +8,97 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+use tokio::task::{Id, JoinError, JoinSet};
+use tracing::Instrument;
 
 use crate::cloud::{Cloud, CloudError, IdMap};
 use crate::model::Model;
-use crate::plan::{Action, Plan, rank};
+use crate::plan::{Action, Plan, ResourceChange};
+use crate::resource::Kind;
+
+/// Why one change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The cloud call failed.
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// The task running the change panicked (a bug): what it did is unknown.
+    #[error("the change panicked: {0}")]
+    Panicked(String),
+    /// The task running the change was cancelled before it finished.
+    #[error("the change was cancelled before it finished")]
+    Cancelled,
+    /// A resource this one refers to failed, so it was not attempted.
+    #[error("not attempted: {0} failed")]
+    Blocked(String),
+}
+
+/// One change that did not happen.
+#[derive(Debug)]
+pub struct Failure {
+    /// The resource's address.
+    pub address: String,
+    /// Its kind.
+    pub kind: Kind,
+    /// Why.
+    pub error: StepError,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            self.address,
+            crate::cloud::error_chain(&self.error)
+        )
+    }
+}
 
 /// Errors of apply.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Some resources failed; the rest of the plan was done where possible.
-    #[error("{} of {total} changes failed; the first: {first}", failed.len())]
+    #[error("{} of {total} changes failed; the first: {}", failed.len(), failed.first().map(|f| f.to_string()).unwrap_or_default())]
     Failed {
-        /// Every failure.
-        failed: Vec<CloudError>,
+        /// Every failure (changes not attempted because of one included).
+        failed: Vec<Failure>,
         /// Changes in the plan.
         total: usize,
-        /// The first failure's message.
-        first: String,
     },
+}
+
+impl ApplyError {
+    /// The kinds of the resources whose change failed (or was not attempted).
+    pub fn failed_kinds(&self) -> Vec<Kind> {
+        match self {
+            ApplyError::Failed { failed, .. } => failed.iter().map(|f| f.kind).collect(),
+        }
+    }
 }
 
 pub mod progress;
 
 pub use progress::{Bar, Lines, Progress, Quiet};
 
-/// Applies `plan` for `model`. `ids` must hold the ids of existing resources.
+/// What a task's join says, as a step's outcome.
+fn joined(e: JoinError) -> StepError {
+    if e.is_panic() {
+        let payload = e.into_panic();
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "(no message)".to_string());
+        StepError::Panicked(msg)
+    } else {
+        StepError::Cancelled
+    }
+}
+
+/// Applies `plan` for `model`. `ids` must hold the ids of existing
+/// resources. A change that fails, panics or is cancelled fails apply, and
+/// blocks every change that refers to it.
 pub async fn apply(
     cloud: Arc<dyn Cloud>,
     model: &Model,
@@ -51,50 +117,72 @@ pub async fn apply(
                 .count(),
     );
     let sem = Arc::new(Semaphore::new(parallelism.max(1)));
-    let mut failed: Vec<CloudError> = Vec::new();
+    let mut failed: Vec<Failure> = Vec::new();
 
     // 1. Deletes and the delete half of replacements, by type rank, highest first.
-    let mut deletes: Vec<_> = plan
+    let mut deletes: Vec<&ResourceChange> = plan
         .changes
         .iter()
         .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
         .collect();
-    deletes.sort_by_key(|c| std::cmp::Reverse(rank(&c.kind)));
-    let mut i = 0;
-    while i < deletes.len() {
-        let r = rank(&deletes[i].kind);
-        let mut set = tokio::task::JoinSet::new();
-        while i < deletes.len() && rank(&deletes[i].kind) == r {
-            let c = deletes[i].clone();
+    deletes.sort_by_key(|c| std::cmp::Reverse(c.kind.rank()));
+    for rank_group in deletes.chunk_by(|a, b| a.kind.rank() == b.kind.rank()) {
+        let mut set = JoinSet::new();
+        let mut running: HashMap<Id, &ResourceChange> = HashMap::new();
+        for c in rank_group {
+            let change = (*c).clone();
             let (cloud, sem, progress, ids) =
                 (cloud.clone(), sem.clone(), progress.clone(), ids.clone());
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                progress.started(Action::Delete, &c.address);
-                let res = cloud
-                    .delete(&c.kind, &c.address, c.id.as_deref().unwrap_or_default())
-                    .await;
-                if res.is_ok() {
-                    ids.remove(&c.address);
+            let span =
+                tracing::info_span!("apply_step", action = "delete", address = %change.address);
+            let handle = set.spawn(
+                async move {
+                    let _permit = sem.acquire_owned().await;
+                    progress.started(Action::Delete, &change.address);
+                    let res = cloud
+                        .delete(
+                            change.kind,
+                            &change.address,
+                            change.id.as_deref().unwrap_or_default(),
+                        )
+                        .await;
+                    if res.is_ok() {
+                        ids.remove(&change.address);
+                    }
+                    progress.done(
+                        Action::Delete,
+                        &change.address,
+                        &res.as_ref()
+                            .map(|_| ())
+                            .map_err(|e| crate::cloud::error_chain(e)),
+                    );
+                    res
                 }
-                progress.done(
-                    Action::Delete,
-                    &c.address,
-                    &res.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                );
-                res
-            });
-            i += 1;
+                .instrument(span),
+            );
+            running.insert(handle.id(), c);
         }
-        while let Some(res) = set.join_next().await {
-            if let Ok(Err(e)) = res {
-                failed.push(e);
+        while let Some(res) = set.join_next_with_id().await {
+            let (id, outcome) = match res {
+                Ok((id, Ok(()))) => (id, None),
+                Ok((id, Err(e))) => (id, Some(StepError::Cloud(e))),
+                Err(e) => (e.id(), Some(joined(e))),
+            };
+            if let (Some(error), Some(c)) = (outcome, running.get(&id)) {
+                if !matches!(error, StepError::Cloud(_)) {
+                    progress.done(Action::Delete, &c.address, &Err(error.to_string()));
+                }
+                failed.push(Failure {
+                    address: c.address.clone(),
+                    kind: c.kind,
+                    error,
+                });
             }
         }
     }
 
     // 2. Creates, updates and the create half of replacements, as their dependencies finish.
-    let todo: HashMap<String, &crate::plan::ResourceChange> = plan
+    let todo: HashMap<String, &ResourceChange> = plan
         .changes
         .iter()
         .filter(|c| c.action != Action::Delete)
@@ -112,9 +200,9 @@ pub async fn apply(
         .filter(|a| todo.contains_key(a))
         .collect();
     let mut finished: HashSet<String> = HashSet::new();
-    let mut blocked: HashSet<String> = HashSet::new();
-    let mut set = tokio::task::JoinSet::new();
-    let mut running = 0usize;
+    let mut blocked: HashMap<String, String> = HashMap::new();
+    let mut set = JoinSet::new();
+    let mut running: HashMap<Id, String> = HashMap::new();
     loop {
         // Start everything whose dependencies are done.
         let mut k = 0;
@@ -127,74 +215,105 @@ pub async fn apply(
                 .map(|d| d.address())
                 .filter(|d| todo.contains_key(d))
                 .collect();
-            if deps.iter().any(|d| blocked.contains(d)) {
-                blocked.insert(addr.clone());
+            if let Some(d) = deps.iter().find(|d| blocked.contains_key(*d)) {
+                let root = blocked[d].clone();
+                blocked.insert(addr.clone(), root.clone());
+                failed.push(Failure {
+                    address: addr,
+                    kind: r.id.kind,
+                    error: StepError::Blocked(root),
+                });
                 pending.remove(k);
                 continue;
             }
             if deps.iter().all(|d| finished.contains(d)) {
                 pending.remove(k);
-                let c = todo[&addr];
+                let change = todo[&addr].clone();
                 let (cloud, sem, progress, ids) =
                     (cloud.clone(), sem.clone(), progress.clone(), ids.clone());
                 let res_owned = r.clone();
-                let change = c.clone();
-                running += 1;
-                set.spawn(async move {
-                    let _permit = sem.acquire_owned().await;
-                    progress.started(change.action, &change.address);
-                    let res = match change.action {
-                        Action::Update => {
-                            cloud
-                                .update(
-                                    &res_owned,
-                                    change.id.as_deref().unwrap_or_default(),
-                                    &change.changes,
-                                    &ids,
-                                )
+                let span = tracing::info_span!(
+                    "apply_step",
+                    action = ?change.action,
+                    address = %change.address
+                );
+                let handle = set.spawn(
+                    async move {
+                        let _permit = sem.acquire_owned().await;
+                        progress.started(change.action, &change.address);
+                        let res = match change.action {
+                            Action::Update => {
+                                cloud
+                                    .update(
+                                        &res_owned,
+                                        change.id.as_deref().unwrap_or_default(),
+                                        &change.changes,
+                                        &ids,
+                                    )
+                                    .await
+                            }
+                            _ => cloud
+                                .create(&res_owned, &ids)
                                 .await
-                        }
-                        _ => cloud
-                            .create(&res_owned, &ids)
-                            .await
-                            .map(|id| ids.insert(&change.address, &id)),
-                    };
-                    progress.done(
-                        change.action,
-                        &change.address,
-                        &res.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                    );
-                    (change.address, res)
-                });
+                                .map(|id| ids.insert(&change.address, &id)),
+                        };
+                        progress.done(
+                            change.action,
+                            &change.address,
+                            &res.as_ref()
+                                .map(|_| ())
+                                .map_err(|e| crate::cloud::error_chain(e)),
+                        );
+                        res
+                    }
+                    .instrument(span),
+                );
+                running.insert(handle.id(), addr);
             } else {
                 k += 1;
             }
         }
-        if running == 0 {
+        let Some(res) = set.join_next_with_id().await else {
             break;
-        }
-        if let Some(Ok((addr, res))) = set.join_next().await {
-            running -= 1;
-            match res {
-                Ok(()) => {
-                    finished.insert(addr);
-                }
-                Err(e) => {
-                    blocked.insert(addr);
-                    failed.push(e);
-                }
+        };
+        let (id, outcome) = match res {
+            Ok((id, Ok(()))) => (id, None),
+            Ok((id, Err(e))) => (id, Some(StepError::Cloud(e))),
+            Err(e) => (e.id(), Some(joined(e))),
+        };
+        let Some(addr) = running.remove(&id) else {
+            continue;
+        };
+        match outcome {
+            None => {
+                finished.insert(addr);
             }
-        } else {
-            running = running.saturating_sub(1);
+            Some(error) => {
+                if !matches!(error, StepError::Cloud(_)) {
+                    progress.done(todo[&addr].action, &addr, &Err(error.to_string()));
+                }
+                blocked.insert(addr.clone(), addr.clone());
+                failed.push(Failure {
+                    kind: todo[&addr].kind,
+                    address: addr,
+                    error,
+                });
+            }
         }
+    }
+    // Nothing may be left undone without a reason.
+    for addr in pending {
+        failed.push(Failure {
+            kind: todo[&addr].kind,
+            error: StepError::Blocked(format!("a dependency of {addr}")),
+            address: addr,
+        });
     }
     if failed.is_empty() {
         Ok(())
     } else {
-        let first = failed[0].to_string();
         Err(ApplyError::Failed {
             total: plan.changes.len(),
-            first,
             failed,
         })
     }
@@ -204,7 +323,7 @@ pub async fn apply(
 mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
-    use crate::plan::diff;
+    use crate::resource::Kind;
     use crate::spec::Spec;
 
     fn model(text: &str) -> Model {
@@ -215,12 +334,7 @@ mod tests {
     const HA: &str = include_str!("../../examples/ha.yaml");
 
     async fn converge(cloud: &Arc<FakeCloud>, m: &Model) -> Plan {
-        let actual = cloud.discover(m).await.unwrap();
-        let ids = IdMap::default();
-        for a in &actual {
-            ids.insert(&a.address, &a.id);
-        }
-        let plan = diff(m, &actual, 0);
+        let (plan, ids) = crate::plan::refresh(cloud.as_ref(), m, m, 0).await.unwrap();
         apply(cloud.clone(), m, &plan, &ids, 10, Arc::new(Quiet))
             .await
             .map(|_| plan)
@@ -228,7 +342,10 @@ mod tests {
     }
 
     async fn replan(cloud: &Arc<FakeCloud>, m: &Model) -> Plan {
-        diff(m, &cloud.discover(m).await.unwrap(), 0)
+        crate::plan::refresh(cloud.as_ref(), m, m, 0)
+            .await
+            .unwrap()
+            .0
     }
 
     /// A replacement finishes twice (delete half, create half); the bar's
@@ -245,10 +362,7 @@ mod tests {
             plan.render()
         );
         let bar = Arc::new(Bar::new(indicatif::ProgressDrawTarget::hidden()));
-        let ids = IdMap::default();
-        for a in cloud.discover(&edited).await.unwrap() {
-            ids.insert(&a.address, &a.id);
-        }
+        let ids = IdMap::of(&cloud.discover(&edited).await.unwrap().actual);
         apply(cloud.clone(), &edited, &plan, &ids, 4, bar.clone())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -295,16 +409,16 @@ mod tests {
         let infra: Vec<_> = plan
             .changes
             .iter()
-            .filter(|c| c.kind != "aws_s3_object")
+            .filter(|c| c.kind != Kind::S3Object)
             .collect();
         assert_eq!(infra.len(), 3);
-        assert!(infra.iter().all(|c| c.kind == "aws_autoscaling_group"
+        assert!(infra.iter().all(|c| c.kind == Kind::AutoscalingGroup
             && c.changes.len() == 1
             && c.changes[0].attr == "max_size"));
         let objects: Vec<&str> = plan
             .changes
             .iter()
-            .filter(|c| c.kind == "aws_s3_object")
+            .filter(|c| c.kind == Kind::S3Object)
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(objects, ["clusters/ha.example.com/instancegroup/nodes"]);
@@ -326,7 +440,7 @@ mod tests {
         let lt: Vec<_> = plan
             .changes
             .iter()
-            .filter(|c| c.kind == "aws_launch_template")
+            .filter(|c| c.kind == Kind::LaunchTemplate)
             .collect();
         assert_eq!(lt.len(), 1);
         assert!(lt[0].rolling_update);
@@ -366,8 +480,7 @@ mod tests {
         for crash_after in [0, 1, n / 4, n / 2, n - 1] {
             let cloud = Arc::new(FakeCloud::default());
             *cloud.fail_after.lock().unwrap() = Some(crash_after);
-            let actual = cloud.discover(&m).await.unwrap();
-            let plan = diff(&m, &actual, 0);
+            let plan = replan(&cloud, &m).await;
             let r = apply(
                 cloud.clone(),
                 &m,
@@ -389,6 +502,66 @@ mod tests {
         }
     }
 
+    /// A panic in a cloud call must fail its resource and block its
+    /// dependents; before, the join error was dropped, the dependents never
+    /// started, and apply returned success.
+    #[tokio::test]
+    async fn a_panicking_change_fails_apply_and_blocks_its_dependents() {
+        let m = model(DEV);
+        let cloud = Arc::new(FakeCloud::default());
+        let vpc = m.of_kind(Kind::Vpc).next().unwrap().id.address();
+        *cloud.panic_on.lock().unwrap() = Some(vpc.clone());
+        let plan = replan(&cloud, &m).await;
+        let err = apply(
+            cloud.clone(),
+            &m,
+            &plan,
+            &IdMap::default(),
+            4,
+            Arc::new(Quiet),
+        )
+        .await
+        .unwrap_err();
+        let ApplyError::Failed { failed, total } = &err;
+        assert_eq!(*total, m.resources.len());
+        let panicked: Vec<_> = failed
+            .iter()
+            .filter(|f| matches!(f.error, StepError::Panicked(_)))
+            .collect();
+        assert_eq!(panicked.len(), 1, "{err}");
+        assert_eq!(panicked[0].address, vpc);
+        assert!(err.to_string().contains("injected panic"), "{err}");
+        // Everything inside the VPC was blocked, not silently skipped.
+        let subnet = m.of_kind(Kind::Subnet).next().unwrap().id.address();
+        assert!(
+            failed.iter().any(|f| f.address == subnet
+                && matches!(&f.error, StepError::Blocked(root) if *root == vpc)),
+            "{err}"
+        );
+        // Every change is either done or reported: nothing falls through.
+        let done = cloud.resources().len();
+        assert_eq!(done + failed.len(), m.resources.len());
+        // The same with a panicking delete.
+        *cloud.panic_on.lock().unwrap() = None;
+        converge(&cloud, &m).await;
+        *cloud.panic_on.lock().unwrap() = Some(vpc.clone());
+        let destroy = crate::plan::refresh(cloud.as_ref(), &m, &m.emptied(), 0)
+            .await
+            .unwrap()
+            .0;
+        let err = apply(
+            cloud.clone(),
+            &m.emptied(),
+            &destroy,
+            &IdMap::of(&cloud.resources()),
+            4,
+            Arc::new(Quiet),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.failed_kinds(), [Kind::Vpc], "{err}");
+    }
+
     #[tokio::test]
     async fn foreign_resources_are_never_deleted() {
         let cloud = Arc::new(FakeCloud::default());
@@ -396,7 +569,7 @@ mod tests {
         converge(&cloud, &m).await;
         cloud.insert_foreign(crate::cloud::Actual {
             address: "aws_subnet.someone-elses".into(),
-            kind: "aws_subnet".into(),
+            kind: Kind::Subnet,
             name: "theirs".into(),
             id: "subnet-x".into(),
             attrs: Default::default(),

@@ -1,53 +1,43 @@
-//! What clusterctl needs from AWS, and how it connects. The SDK clients are
-//! built once from the standard AWS configuration chain; `AWS_ENDPOINT_URL`
-//! points every client at an emulator such as moto_server (S3 then uses
-//! path-style addressing).
+//! What clusterctl needs from AWS, behind small traits with an SDK
+//! implementation ([`aws`]) and an in-memory fake ([`fake`]):
+//!
+//! - [`Cloud`]: what plan and apply need: discover, create, update, delete,
+//!   shaped around the model;
+//! - [`Catalog`]: what the preflight asks before any change: zones,
+//!   instance-type offerings and architectures, images, DNS zones.
 
 pub mod aws;
-mod compute;
-pub use compute::ImageInfo;
-mod edge;
+mod clients;
 pub mod fake;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use aws_config::BehaviorVersion;
+pub use clients::{AttemptCounter, Clients, MAX_ATTEMPTS};
 
 use crate::model::{Model, Resource};
-use crate::plan::AttrChange;
-use crate::plan::attrs::Attrs;
+pub use crate::resource::Actual;
+use crate::resource::{AttrChange, Kind, Untouched};
 
-/// A resource that exists, as a cloud describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Actual {
-    /// The model address it corresponds to (`type.label`), derived from its
-    /// type and name, so resources made by the Terraform target match too.
-    pub address: String,
-    /// Terraform type.
-    pub kind: String,
-    /// AWS name.
-    pub name: String,
-    /// AWS id (or ARN, or key).
-    pub id: String,
-    /// Comparable attributes (see `plan::attrs`).
-    pub attrs: Attrs,
-    /// Carries this cluster's ownership mark, so it may be deleted.
-    pub owned: bool,
-}
+/// The boxed cause of a failed call (the SDK's error, with its own causes).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Errors of a cloud call.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
-    /// A call failed after its retries.
-    #[error("{op} {address}: {message}")]
+    /// A call failed after its retries; the SDK's error is the source.
+    #[error("{op} {address} failed")]
     Call {
         /// The API operation.
         op: String,
-        /// The resource.
+        /// The resource (or what was asked about).
         address: String,
-        /// The service's code and message.
-        message: String,
+        /// Throttling, a timeout, a dropped connection or a 5xx answer:
+        /// trying again later may succeed.
+        transient: bool,
+        /// The SDK's error.
+        #[source]
+        source: Cause,
     },
     /// A reference could not be resolved to an id (its resource is missing).
     #[error("{address} refers to {missing}, which does not exist yet")]
@@ -57,19 +47,160 @@ pub enum CloudError {
         /// The reference.
         missing: String,
     },
-    /// No image matches a spec's `owner/name-pattern`.
+    /// A delete was refused: the resource does not carry this cluster's
+    /// ownership mark (checked by the cloud itself, whatever its caller said).
     #[error(
-        "no available image of owner {owner} matches the name {name}; give an ami- id or another pattern in the instance group's `image`"
+        "refusing to delete {address} ({kind} {id}): it does not carry the ownership mark of cluster {cluster}"
     )]
-    NoImage {
-        /// Owner account or alias.
-        owner: String,
-        /// Name pattern.
-        name: String,
+    NotOwned {
+        /// Its kind.
+        kind: Kind,
+        /// Its address.
+        address: String,
+        /// Its AWS id.
+        id: String,
+        /// This cluster.
+        cluster: String,
     },
-    /// The implementation does not handle this resource type yet.
-    #[error("{0}: this resource type is not supported by the direct target yet")]
-    Unsupported(String),
+    /// An attribute that has no update call was asked to change in place.
+    #[error("{address}: attribute {attr} cannot change in place")]
+    NotInPlace {
+        /// The resource.
+        address: String,
+        /// The attribute.
+        attr: String,
+    },
+    /// A kind reached an area that does not own it: a bug in the dispatch.
+    #[error("internal error: {0} was dispatched to an area that does not own it")]
+    WrongArea(Kind),
+    /// A request could not be built from the model (a bug, or a value AWS
+    /// would refuse).
+    #[error("building the {what} request for {address}")]
+    Build {
+        /// What was being built.
+        what: String,
+        /// The resource.
+        address: String,
+        /// The builder's error.
+        #[source]
+        source: Cause,
+    },
+    /// A launch template still names an image lookup: lookups are resolved
+    /// before planning.
+    #[error("{0}: its image lookup was not resolved before applying")]
+    ImageNotResolved(String),
+    /// The hosted zone a DNS record belongs in does not exist.
+    #[error("{address}: no public hosted zone {zone}")]
+    NoZone {
+        /// The record.
+        address: String,
+        /// The zone.
+        zone: String,
+    },
+    /// A fault injected by the fake cloud.
+    #[error("{address}: injected fault")]
+    Injected {
+        /// The resource.
+        address: String,
+    },
+}
+
+impl CloudError {
+    /// Trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CloudError::Call {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Whether an error is worth trying again.
+pub trait Transience {
+    /// Throttling, a timeout, a dropped connection or a 5xx answer.
+    fn is_transient(&self) -> bool;
+}
+
+/// Error codes AWS services use for throttling.
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+impl<E: aws_sdk_ec2::error::ProvideErrorMetadata> Transience
+    for aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>
+{
+    fn is_transient(&self) -> bool {
+        use aws_sdk_ec2::error::SdkError;
+        match self {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(s) => {
+                s.raw().status().is_server_error()
+                    || s.err().code().is_some_and(|c| THROTTLING.contains(&c))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Transience for aws_sdk_iam::error::BuildError {
+    fn is_transient(&self) -> bool {
+        false
+    }
+}
+
+/// A failed SDK call of `op` on `address`.
+pub(crate) fn call_error<E>(op: &str, address: &str, e: E) -> CloudError
+where
+    E: std::error::Error + Transience + Send + Sync + 'static,
+{
+    CloudError::Call {
+        op: op.to_string(),
+        address: address.to_string(),
+        transient: e.is_transient(),
+        source: Box::new(e),
+    }
+}
+
+/// An error and its causes, joined with `: ` (for one-line reports).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let s_msg = s.to_string();
+        if !msg.ends_with(&s_msg) {
+            msg.push_str(&format!(": {s_msg}"));
+        }
+        src = s.source();
+    }
+    msg
+}
+
+/// EC2 tags as a map.
+pub(crate) fn ec2_tags(
+    t: &[aws_sdk_ec2::types::Tag],
+) -> std::collections::BTreeMap<String, String> {
+    t.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// Model address → AWS id, filled by discovery and by creates.
@@ -77,6 +208,15 @@ pub enum CloudError {
 pub struct IdMap(Arc<Mutex<HashMap<String, String>>>);
 
 impl IdMap {
+    /// The ids of what a discovery found.
+    pub fn of(actual: &[Actual]) -> IdMap {
+        let ids = IdMap::default();
+        for a in actual {
+            ids.insert(&a.address, &a.id);
+        }
+        ids
+    }
+
     /// Records an id.
     pub fn insert(&self, address: &str, id: &str) {
         self.0
@@ -112,12 +252,23 @@ impl IdMap {
     }
 }
 
+/// What a discovery found.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    /// Everything of this cluster that exists (and what the model names,
+    /// owned or not).
+    pub actual: Vec<Actual>,
+    /// Resources inside the cluster's VPC without its ownership mark:
+    /// reported, never touched.
+    pub untouched: Vec<Untouched>,
+}
+
 /// What plan and apply need from a cloud. Discovery is batched: one
-/// (paginated) call per resource type, filtered by the cluster's tag.
+/// (paginated) call per resource type, never one per resource.
 #[async_trait::async_trait]
 pub trait Cloud: Send + Sync {
-    /// Everything of this cluster that exists.
-    async fn discover(&self, model: &Model) -> Result<Vec<Actual>, CloudError>;
+    /// Everything of this cluster that exists, and what is left alone.
+    async fn discover(&self, model: &Model) -> Result<Discovery, CloudError>;
     /// Creates a resource; returns its id. Must not duplicate a resource
     /// that a crashed earlier run already made (look it up by name first).
     async fn create(&self, r: &Resource, ids: &IdMap) -> Result<String, CloudError>;
@@ -129,204 +280,46 @@ pub trait Cloud: Send + Sync {
         changes: &[AttrChange],
         ids: &IdMap,
     ) -> Result<(), CloudError>;
-    /// Deletes a resource (only ever one that carries the ownership mark).
-    async fn delete(&self, kind: &str, address: &str, id: &str) -> Result<(), CloudError>;
-    /// Resources inside the cluster's VPC (found in `actual`) that do not
-    /// carry the ownership tag: reported, never touched.
-    async fn untouched(
-        &self,
-        _actual: &[Actual],
-    ) -> Result<Vec<crate::plan::Untouched>, CloudError> {
-        Ok(vec![])
-    }
+    /// Deletes a resource. Implementations check, themselves, that it
+    /// carries the ownership mark, and refuse ([`CloudError::NotOwned`])
+    /// when it does not.
+    async fn delete(&self, kind: Kind, address: &str, id: &str) -> Result<(), CloudError>;
     /// API calls made so far, attempts included.
     fn calls(&self) -> u64 {
         0
     }
 }
 
-/// AWS clients for one region.
-#[derive(Debug, Clone)]
-pub struct Clients {
-    /// S3 (state store).
-    pub s3: aws_sdk_s3::Client,
-    /// EC2.
-    pub ec2: aws_sdk_ec2::Client,
-    /// IAM.
-    pub iam: aws_sdk_iam::Client,
-    /// Auto Scaling.
-    pub autoscaling: aws_sdk_autoscaling::Client,
-    /// Elastic Load Balancing v2.
-    pub elb: aws_sdk_elasticloadbalancingv2::Client,
-    /// Route53.
-    pub route53: aws_sdk_route53::Client,
-    /// Attempts made by all clients (retries included).
-    pub attempts: AttemptCounter,
+/// What the direct target needs to know of an AMI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `x86_64`, `arm64`, … (empty when EC2 does not say)
+    pub architecture: String,
+    /// The device name of its root volume (`/dev/sda1`, `/dev/xvda`).
+    pub root_device: String,
 }
 
-/// Counts SDK operations and their attempts, so retries can be reported.
-#[derive(Debug, Clone, Default)]
-pub struct AttemptCounter {
-    operations: Arc<std::sync::atomic::AtomicU64>,
-    attempts: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl AttemptCounter {
-    /// Attempts so far (first tries and retries).
-    pub fn get(&self) -> u64 {
-        self.attempts.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Operations so far (each counted once, however often it was tried).
-    pub fn operations(&self) -> u64 {
-        self.operations.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Retries so far.
-    pub fn retries(&self) -> u64 {
-        self.get().saturating_sub(self.operations())
-    }
-}
-
-impl aws_sdk_ec2::config::Intercept for AttemptCounter {
-    fn name(&self) -> &'static str {
-        "clusterctl-attempt-counter"
-    }
-
-    fn read_before_execution(
+/// What the preflight asks of a region before any change. Each question
+/// is one call, whatever the spec's size.
+#[async_trait::async_trait]
+pub trait Catalog: Send + Sync {
+    /// The region's available zones, sorted.
+    async fn zones(&self) -> Result<Vec<String>, CloudError>;
+    /// The (instance type, zone) pairs among `types` × `zones` offered.
+    async fn offerings(
         &self,
-        _context: &aws_sdk_ec2::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut aws_sdk_ec2::config::ConfigBag,
-    ) -> Result<(), aws_sdk_ec2::error::BoxError> {
-        self.operations
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn read_before_attempt(
+        types: &[String],
+        zones: &[String],
+    ) -> Result<HashSet<(String, String)>, CloudError>;
+    /// The architectures each of `types` runs (unknown types are absent).
+    async fn architectures(
         &self,
-        _context: &aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &aws_sdk_ec2::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_ec2::config::ConfigBag,
-    ) -> Result<(), aws_sdk_ec2::error::BoxError> {
-        self.attempts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// Attempts per call: throttling at scale (kops#7111) needs more than the
-/// SDK's default 3; backoff with jitter comes from the SDK's standard mode.
-pub const MAX_ATTEMPTS: u32 = 8;
-
-impl Clients {
-    /// Loads the AWS configuration (environment, profile, instance role)
-    /// for `region`.
-    pub async fn load(region: &str) -> Clients {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS),
-            )
-            .region(aws_config::Region::new(region.to_string()))
-            .load()
-            .await;
-        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        Clients::from_sdk(&config, custom_endpoint)
-    }
-
-    /// Clients from an SDK configuration; `path_style` for S3 emulators.
-    pub fn from_sdk(config: &aws_config::SdkConfig, path_style: bool) -> Clients {
-        let attempts = AttemptCounter::default();
-        let s3 = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(path_style)
-            .interceptor(attempts.clone())
-            .build();
-        Clients {
-            s3: aws_sdk_s3::Client::from_conf(s3),
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(config)
-                    .interceptor(attempts.clone())
-                    .build(),
-            ),
-            iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(config)
-                    .interceptor(attempts.clone())
-                    .build(),
-            ),
-            autoscaling: aws_sdk_autoscaling::Client::from_conf(
-                aws_sdk_autoscaling::config::Builder::from(config)
-                    .interceptor(attempts.clone())
-                    .build(),
-            ),
-            elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
-                aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
-                    .interceptor(attempts.clone())
-                    .build(),
-            ),
-            route53: aws_sdk_route53::Client::from_conf(
-                aws_sdk_route53::config::Builder::from(config)
-                    .interceptor(attempts.clone())
-                    .build(),
-            ),
-            attempts,
-        }
-    }
-}
-
-/// An error and its causes, joined with `: ` (SDK errors keep the useful
-/// part in their sources).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    msg
-}
-
-/// A failed SDK call of `op` on `address`.
-pub(crate) fn call_error<E: std::error::Error + 'static>(
-    op: &str,
-    address: &str,
-    e: E,
-) -> CloudError {
-    CloudError::Call {
-        op: op.to_string(),
-        address: address.to_string(),
-        message: error_chain(&e),
-    }
-}
-
-/// EC2 tags as a map.
-pub(crate) fn ec2_tags(
-    t: &[aws_sdk_ec2::types::Tag],
-) -> std::collections::BTreeMap<String, String> {
-    t.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
-}
-
-/// The short code and message of an S3 error, for reports.
-pub fn describe_error<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match e {
-        aws_sdk_s3::error::SdkError::ServiceError(s) => {
-            let err = s.err();
-            format!(
-                "{}: {}",
-                err.code().unwrap_or("error"),
-                err.message().unwrap_or("no message")
-            )
-        }
-        other => error_chain(other),
-    }
+        types: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, CloudError>;
+    /// The AMIs among `ids` that exist and this account may use.
+    async fn images(&self, ids: &[String]) -> Result<HashMap<String, ImageInfo>, CloudError>;
+    /// The newest available AMI of `owner` whose name matches `name`.
+    async fn newest_image(&self, owner: &str, name: &str) -> Result<Option<String>, CloudError>;
+    /// A public hosted zone of this name exists in the account.
+    async fn public_zone_exists(&self, zone: &str) -> Result<bool, CloudError>;
 }

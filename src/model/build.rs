@@ -7,6 +7,7 @@ use super::naming::{self, base_tags, limit, limit_alnum, tf_label};
 use super::{
     Image, MixedInstances, Model, ModelError, Props, Ref, Resource, RulePeer, iam, nodeup,
 };
+use crate::resource::Kind;
 use crate::spec::{LoadBalancerType, Role, Spec, SubnetType, Topology};
 
 struct Builder<'a> {
@@ -20,18 +21,16 @@ impl Builder<'_> {
     /// resources get the cluster tags plus `extra`.
     fn add(
         &mut self,
-        kind: &'static str,
         name: &str,
         tagged: bool,
         extra: BTreeMap<String, String>,
         props: Props,
     ) -> Ref {
-        self.add_labelled(kind, &tf_label(name), name, tagged, extra, props)
+        self.add_labelled(&tf_label(name), name, tagged, extra, props)
     }
 
     fn add_labelled(
         &mut self,
-        kind: &'static str,
         label: &str,
         name: &str,
         tagged: bool,
@@ -39,7 +38,7 @@ impl Builder<'_> {
         props: Props,
     ) -> Ref {
         let id = Ref {
-            kind,
+            kind: props.kind(),
             label: label.to_string(),
         };
         let tags = if tagged {
@@ -88,7 +87,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
 
     // Network.
     let vpc = b.add(
-        "aws_vpc",
         cluster,
         true,
         BTreeMap::new(),
@@ -97,7 +95,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         },
     );
     let igw = b.add(
-        "aws_internet_gateway",
         cluster,
         true,
         BTreeMap::new(),
@@ -112,7 +109,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         };
         let kind = format!("{:?}", sn.kind);
         let r = b.add(
-            "aws_subnet",
             &sname,
             true,
             tags([("SubnetType", kind.as_str()), (role_tag, "1")]),
@@ -127,14 +123,12 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         subnets.push((r, sn.zone.clone(), sn.kind));
     }
     let public_rt = b.add(
-        "aws_route_table",
         cluster,
         true,
         tags([("kubernetes.io/kops/role", "public")]),
         Props::RouteTable { vpc: vpc.clone() },
     );
     b.add_labelled(
-        "aws_route",
         &format!("route-{}-0-0-0-0--0", tf_label(cluster)),
         cluster,
         false,
@@ -149,7 +143,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
     for (sn, _, kind) in subnets.iter().filter(|(_, _, k)| *k != SubnetType::Private) {
         let _ = kind;
         b.add_labelled(
-            "aws_route_table_association",
             &sn.label,
             &sn.label,
             false,
@@ -174,9 +167,8 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
             continue;
         };
         let zname = format!("{zone}.{cluster}");
-        let eip = b.add("aws_eip", &zname, true, BTreeMap::new(), Props::Eip {});
+        let eip = b.add(&zname, true, BTreeMap::new(), Props::Eip {});
         let nat = b.add(
-            "aws_nat_gateway",
             &zname,
             true,
             BTreeMap::new(),
@@ -187,14 +179,12 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         );
         let rt_name = format!("private-{zone}.{cluster}");
         let rt = b.add(
-            "aws_route_table",
             &rt_name,
             true,
             tags([("kubernetes.io/kops/role", "private")]),
             Props::RouteTable { vpc: vpc.clone() },
         );
         b.add_labelled(
-            "aws_route",
             &format!("route-{}-0-0-0-0--0", tf_label(&rt_name)),
             &rt_name,
             false,
@@ -208,7 +198,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         );
         for sn in private {
             b.add_labelled(
-                "aws_route_table_association",
                 &format!("private-{}", sn.label),
                 &sn.label,
                 false,
@@ -225,7 +214,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
     let api = s.api.clone().unwrap_or_default();
     let api_port = api.port.unwrap_or(443);
     let masters_sg = b.add(
-        "aws_security_group",
         &format!("masters.{cluster}"),
         true,
         BTreeMap::new(),
@@ -235,7 +223,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         },
     );
     let nodes_sg = b.add(
-        "aws_security_group",
         &format!("nodes.{cluster}"),
         true,
         BTreeMap::new(),
@@ -247,7 +234,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
     let mut rule =
         |label: String, sg: &Ref, dir: &str, proto: &str, from: i32, to: i32, peer: RulePeer| {
             b.add_labelled(
-                "aws_security_group_rule",
                 &label,
                 &label,
                 false,
@@ -384,7 +370,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         };
         let rname = limit(&format!("{who}.{cluster}"), 64);
         let r = b.add(
-            "aws_iam_role",
             &rname,
             true,
             BTreeMap::new(),
@@ -399,7 +384,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
             Role::Node => iam::node(&state_bucket, &state_prefix),
         };
         b.add(
-            "aws_iam_role_policy",
             &rname,
             false,
             BTreeMap::new(),
@@ -409,7 +393,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
             },
         );
         let p = b.add(
-            "aws_iam_instance_profile",
             &rname,
             true,
             BTreeMap::new(),
@@ -434,7 +417,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         })
         .collect();
     let lb = b.add_labelled(
-        "aws_lb",
         &format!("api-{cl}"),
         &limit_alnum(&format!("api-{cluster}"), 32),
         true,
@@ -445,7 +427,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         },
     );
     let tg = b.add_labelled(
-        "aws_lb_target_group",
         &format!("tcp-{cl}"),
         &limit_alnum(&format!("tcp-{cluster}"), 32),
         true,
@@ -456,7 +437,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         },
     );
     b.add_labelled(
-        "aws_lb_listener",
         &format!("api-{cl}-{api_port}"),
         &format!("api-{cluster}-{api_port}"),
         true,
@@ -473,7 +453,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         .unwrap_or_else(|| format!("api.{cluster}"));
     let zone_label = tf_label(&s.dns_zone);
     b.add(
-        "aws_route53_record",
         &public_name,
         false,
         BTreeMap::new(),
@@ -487,7 +466,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         },
     );
     b.add_labelled(
-        "aws_route53_record",
         &format!("{}-txt", tf_label(&public_name)),
         &public_name,
         false,
@@ -539,7 +517,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
             Role::Node => nodes_sg.clone(),
         };
         let lt = b.add(
-            "aws_launch_template",
             &gname,
             true,
             BTreeMap::new(),
@@ -624,7 +601,7 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
                 .map(|(r, _, _)| r.clone())
                 .collect();
             let id = Ref {
-                kind: "aws_autoscaling_group",
+                kind: Kind::AutoscalingGroup,
                 label: tf_label(&asg_name),
             };
             b.resources.push(Resource {
@@ -675,7 +652,6 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
     for (key, content) in objects {
         let full = format!("{state_prefix}/{key}");
         b.add(
-            "aws_s3_object",
             &full,
             false,
             BTreeMap::new(),

@@ -3,6 +3,7 @@
 //! target (Terraform files, the direct AWS target) reads this one model.
 
 mod addons;
+pub mod attrs;
 mod build;
 pub mod iam;
 pub mod naming;
@@ -11,6 +12,8 @@ mod nodeup;
 use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer};
+
+use crate::resource::Kind;
 
 pub use build::{build, state_location};
 
@@ -35,8 +38,8 @@ pub enum ModelError {
 /// `<type>.<label>`, which is also its Terraform address.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ref {
-    /// Terraform resource type, e.g. `aws_vpc`.
-    pub kind: &'static str,
+    /// Resource type.
+    pub kind: Kind,
     /// Terraform label.
     pub label: String,
 }
@@ -326,6 +329,34 @@ pub struct Resource {
     pub props: Props,
 }
 
+impl Props {
+    /// The kind of resource these properties describe.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Props::Vpc { .. } => Kind::Vpc,
+            Props::InternetGateway { .. } => Kind::InternetGateway,
+            Props::Subnet { .. } => Kind::Subnet,
+            Props::RouteTable { .. } => Kind::RouteTable,
+            Props::Route { .. } => Kind::Route,
+            Props::RouteTableAssociation { .. } => Kind::RouteTableAssociation,
+            Props::Eip {} => Kind::Eip,
+            Props::NatGateway { .. } => Kind::NatGateway,
+            Props::SecurityGroup { .. } => Kind::SecurityGroup,
+            Props::SecurityGroupRule { .. } => Kind::SecurityGroupRule,
+            Props::IamRole { .. } => Kind::IamRole,
+            Props::IamRolePolicy { .. } => Kind::IamRolePolicy,
+            Props::IamInstanceProfile { .. } => Kind::IamInstanceProfile,
+            Props::LaunchTemplate { .. } => Kind::LaunchTemplate,
+            Props::AutoscalingGroup { .. } => Kind::AutoscalingGroup,
+            Props::LoadBalancer { .. } => Kind::LoadBalancer,
+            Props::TargetGroup { .. } => Kind::TargetGroup,
+            Props::Listener { .. } => Kind::Listener,
+            Props::DnsRecord { .. } => Kind::DnsRecord,
+            Props::S3Object { .. } => Kind::S3Object,
+        }
+    }
+}
+
 impl Resource {
     /// The resources this one refers to.
     pub fn deps(&self) -> Vec<&Ref> {
@@ -448,8 +479,8 @@ impl Model {
         missing
     }
 
-    /// Resources of one Terraform type.
-    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
+    /// Resources of one kind.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> + '_ {
         self.resources.iter().filter(move |r| r.id.kind == kind)
     }
 
@@ -457,9 +488,17 @@ impl Model {
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let mut m = BTreeMap::new();
         for r in &self.resources {
-            *m.entry(r.id.kind).or_insert(0) += 1;
+            *m.entry(r.id.kind.tf_type()).or_insert(0) += 1;
         }
         m
+    }
+
+    /// The same cluster with no resources: what a destroy plans towards.
+    pub fn emptied(&self) -> Model {
+        Model {
+            resources: vec![],
+            ..self.clone()
+        }
     }
 
     /// The resource at `r`.

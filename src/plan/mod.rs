@@ -3,16 +3,15 @@
 //! `-` destroy — with a machine-readable form and the state serial the plan
 //! was made against.
 
-pub mod attrs;
-
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cloud::Actual;
 use crate::model::Model;
-use attrs::{Attrs, desired, forces_replacement, needs_new_instances};
+use crate::model::attrs::desired;
+use crate::resource::{Actual, Attrs, Kind};
+pub use crate::resource::{AttrChange, Untouched};
 
 /// Version of the saved-plan format.
 pub const PLAN_FORMAT: u32 = 1;
@@ -43,26 +42,13 @@ impl Action {
     }
 }
 
-/// One attribute's change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttrChange {
-    /// Attribute name.
-    pub attr: String,
-    /// Value now (None: absent).
-    pub old: Option<String>,
-    /// Value wanted (None: removed).
-    pub new: Option<String>,
-    /// This change cannot be made in place.
-    pub forces_replacement: bool,
-}
-
 /// One resource's planned change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceChange {
     /// `type.label`.
     pub address: String,
-    /// Terraform type.
-    pub kind: String,
+    /// Its type.
+    pub kind: Kind,
     /// AWS name.
     pub name: String,
     /// What happens.
@@ -107,17 +93,6 @@ pub struct SavedSpec {
     pub file: String,
     /// Its text.
     pub text: String,
-}
-
-/// A resource in the cluster's VPC that the cluster does not own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Untouched {
-    /// Terraform type.
-    pub kind: String,
-    /// AWS id.
-    pub id: String,
-    /// Its Name tag or AWS name, if any.
-    pub name: String,
 }
 
 /// Counts, as Terraform reports them (a replace is one add and one destroy).
@@ -170,7 +145,7 @@ impl Plan {
         if self
             .changes
             .iter()
-            .any(|c| c.kind == "aws_vpc" && c.action == Action::Delete)
+            .any(|c| c.kind == Kind::Vpc && c.action == Action::Delete)
         {
             out.push_str(
                 "AWS refuses to delete a VPC (and the subnets and security groups they use) while these remain: remove them, or destroy again afterwards.\n",
@@ -258,6 +233,23 @@ impl Plan {
     }
 }
 
+/// Discovers what exists of `model`'s cluster, and plans `target` (the
+/// model, or the model emptied for a destroy) against it: the one way a
+/// plan is made. Returns the plan, with the untouched resources, and the
+/// ids of what exists.
+pub async fn refresh(
+    cloud: &dyn crate::cloud::Cloud,
+    model: &Model,
+    target: &Model,
+    serial: u64,
+) -> Result<(Plan, crate::cloud::IdMap), crate::cloud::CloudError> {
+    let found = cloud.discover(model).await?;
+    let ids = crate::cloud::IdMap::of(&found.actual);
+    let mut plan = diff(target, &found.actual, serial);
+    plan.untouched = found.untouched;
+    Ok((plan, ids))
+}
+
 /// Compares the model with what exists. Tags of existing resources that the
 /// model does not want are removed, except AWS's own (`aws:`).
 pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
@@ -270,7 +262,7 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
         match by_address.get(address.as_str()) {
             None => changes.push(ResourceChange {
                 address,
-                kind: r.id.kind.to_string(),
+                kind: r.id.kind,
                 name: r.name.clone(),
                 action: Action::Create,
                 id: None,
@@ -293,10 +285,10 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
                 let replace = attr_changes.iter().any(|c| c.forces_replacement);
                 let rolling = attr_changes
                     .iter()
-                    .any(|c| needs_new_instances(r.id.kind, &c.attr));
+                    .any(|c| r.id.kind.needs_new_instances(&c.attr));
                 changes.push(ResourceChange {
                     address,
-                    kind: r.id.kind.to_string(),
+                    kind: r.id.kind,
                     name: r.name.clone(),
                     action: if replace {
                         Action::Replace
@@ -316,11 +308,11 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
         .iter()
         .filter(|a| a.owned && !wanted.contains(&a.address))
         .collect();
-    deletes.sort_by_key(|a| (std::cmp::Reverse(rank(&a.kind)), a.address.clone()));
+    deletes.sort_by_key(|a| (std::cmp::Reverse(a.kind.rank()), a.address.clone()));
     for a in deletes {
         changes.push(ResourceChange {
             address: a.address.clone(),
-            kind: a.kind.clone(),
+            kind: a.kind,
             name: a.name.clone(),
             action: Action::Delete,
             id: Some(a.id.clone()),
@@ -339,7 +331,7 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
     }
 }
 
-fn compare(kind: &str, want: &Attrs, have: &Attrs) -> Vec<AttrChange> {
+fn compare(kind: Kind, want: &Attrs, have: &Attrs) -> Vec<AttrChange> {
     let mut keys: Vec<&String> = want.keys().collect();
     keys.extend(have.keys().filter(|k| {
         (k.starts_with("tags.") && !k.starts_with("tags.aws:"))
@@ -354,38 +346,17 @@ fn compare(kind: &str, want: &Attrs, have: &Attrs) -> Vec<AttrChange> {
                 attr: k.clone(),
                 old: old.cloned(),
                 new: new.cloned(),
-                forces_replacement: forces_replacement(kind, k),
+                forces_replacement: kind.forces_replacement(k),
             })
         })
         .collect()
-}
-
-/// Creation order of resource types (deletion runs the other way).
-pub fn rank(kind: &str) -> u8 {
-    match kind {
-        "aws_s3_object" | "aws_iam_role" | "aws_vpc" | "aws_eip" => 0,
-        "aws_iam_role_policy"
-        | "aws_iam_instance_profile"
-        | "aws_internet_gateway"
-        | "aws_subnet"
-        | "aws_route_table"
-        | "aws_security_group" => 1,
-        "aws_nat_gateway"
-        | "aws_security_group_rule"
-        | "aws_route_table_association"
-        | "aws_lb"
-        | "aws_lb_target_group" => 2,
-        "aws_route" | "aws_lb_listener" | "aws_launch_template" | "aws_route53_record" => 3,
-        "aws_autoscaling_group" => 4,
-        _ => 5,
-    }
 }
 
 /// Counts of planned actions by resource type (for summaries).
 pub fn by_kind(plan: &Plan) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for c in &plan.changes {
-        *m.entry(c.kind.clone()).or_insert(0) += 1;
+        *m.entry(c.kind.to_string()).or_insert(0) += 1;
     }
     m
 }

@@ -137,7 +137,7 @@ pub fn render(model: &Model) -> Result<BTreeMap<String, String>, RenderError> {
             }
             _ => {}
         }
-        by_kind.entry(r.id.kind).or_default().push(v);
+        by_kind.entry(r.id.kind.tf_type()).or_default().push(v);
     }
     let mut ctx = Context::new();
     ctx.insert("cluster_name", &model.cluster_name);

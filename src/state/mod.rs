@@ -12,8 +12,6 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
-use crate::cloud::describe_error;
-
 /// Errors of the state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -91,6 +89,27 @@ pub enum StateError {
         /// Why.
         message: String,
     },
+}
+
+/// The short code and message of an S3 error, for reports; for an error
+/// without a service answer (no connection, no credentials), the SDK's own
+/// account of it, causes included.
+fn describe_error<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e {
+        aws_sdk_s3::error::SdkError::ServiceError(s) => {
+            let err = s.err();
+            format!(
+                "{}: {}",
+                err.code().unwrap_or("error"),
+                err.message().unwrap_or("no message")
+            )
+        }
+        other => aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
+    }
 }
 
 /// What a lock records (the fields Terraform's lock info has).

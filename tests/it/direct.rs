@@ -39,7 +39,8 @@ const SUPPORTED: &[&str] = &[
 fn network_model(example: &str) -> Model {
     let spec = Spec::load(&root().join(format!("examples/{example}.yaml"))).unwrap();
     let mut m = clusterctl::model::build(&spec).unwrap();
-    m.resources.retain(|r| SUPPORTED.contains(&r.id.kind));
+    m.resources
+        .retain(|r| SUPPORTED.contains(&r.id.kind.tf_type()));
     // This subset leaves the API load balancer out: control-plane groups go without it.
     for r in &mut m.resources {
         if let clusterctl::model::Props::AutoscalingGroup { target_groups, .. } = &mut r.props {
@@ -50,7 +51,7 @@ fn network_model(example: &str) -> Model {
 }
 
 async fn converge(cloud: &Arc<AwsCloud>, m: &Model) -> clusterctl::plan::Plan {
-    let actual = cloud.discover(m).await.unwrap();
+    let actual = cloud.discover(m).await.unwrap().actual;
     let ids = IdMap::default();
     for a in &actual {
         ids.insert(&a.address, &a.id);
@@ -86,7 +87,7 @@ async fn network_lifecycle_against_moto() {
     let first = converge(&cloud, &m).await;
     assert_eq!(first.summary().add, m.resources.len());
     let calls_before = cloud.calls();
-    let again = diff(&m, &cloud.discover(&m).await.unwrap(), 0);
+    let again = diff(&m, &cloud.discover(&m).await.unwrap().actual, 0);
     let discovery_calls = cloud.calls() - calls_before;
     assert!(again.is_empty(), "{}", again.render());
     // One call per type, plus the VPC's two attributes and three per IAM role
@@ -139,7 +140,7 @@ async fn network_lifecycle_against_moto() {
         resources: vec![],
         ..m.clone()
     };
-    let actual = cloud.discover(&m).await.unwrap();
+    let actual = cloud.discover(&m).await.unwrap().actual;
     let plan = diff(&empty, &actual, 0);
     assert_eq!(
         plan.summary().destroy,
@@ -151,7 +152,7 @@ async fn network_lifecycle_against_moto() {
     apply(cloud.clone(), &empty, &plan, &ids, 10, Arc::new(Quiet))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let left = cloud.discover(&m).await.unwrap();
+    let left = cloud.discover(&m).await.unwrap().actual;
     assert!(
         left.iter().all(|a| !a.owned),
         "left behind: {:?}",
@@ -176,8 +177,9 @@ async fn editing_the_network_shows_exactly_that_change() {
     let cloud = Arc::new(cloud(&moto, "eu-west-1", "dev.example.com").await);
     // dev.yaml finds its image by name, which the direct target does not resolve yet.
     let mut m = network_model("dev");
-    m.resources
-        .retain(|r| !["aws_launch_template", "aws_autoscaling_group"].contains(&r.id.kind));
+    m.resources.retain(|r| {
+        !["aws_launch_template", "aws_autoscaling_group"].contains(&r.id.kind.tf_type())
+    });
     converge(&cloud, &m).await;
     let mut edited = m.clone();
     for r in &mut edited.resources {
@@ -187,7 +189,7 @@ async fn editing_the_network_shows_exactly_that_change() {
             peer.cidrs.push("192.0.2.0/24".into());
         }
     }
-    let plan = diff(&edited, &cloud.discover(&edited).await.unwrap(), 0);
+    let plan = diff(&edited, &cloud.discover(&edited).await.unwrap().actual, 0);
     assert_eq!(
         plan.summary().add + plan.summary().change,
         2,
@@ -203,7 +205,7 @@ async fn editing_the_network_shows_exactly_that_change() {
         plan.render()
     );
     converge(&cloud, &edited).await;
-    let after = diff(&edited, &cloud.discover(&edited).await.unwrap(), 0);
+    let after = diff(&edited, &cloud.discover(&edited).await.unwrap().actual, 0);
     assert!(after.is_empty(), "{}", after.render());
 }
 
@@ -393,12 +395,12 @@ async fn editing_a_node_group_updates_its_asgs_and_launch_template() {
             _ => {}
         }
     }
-    let actual = cloud.discover(&edited).await.unwrap();
+    let actual = cloud.discover(&edited).await.unwrap().actual;
     let plan = diff(&edited, &actual, 0);
     let kinds: Vec<(&str, &str)> = plan
         .changes
         .iter()
-        .map(|c| (c.kind.as_str(), c.changes[0].attr.as_str()))
+        .map(|c| (c.kind.tf_type(), c.changes[0].attr.as_str()))
         .collect();
     assert_eq!(
         plan.summary(),
@@ -424,7 +426,7 @@ async fn editing_a_node_group_updates_its_asgs_and_launch_template() {
             .any(|c| c.kind == "aws_launch_template" && c.rolling_update)
     );
     converge(&cloud, &edited).await;
-    let after = diff(&edited, &cloud.discover(&edited).await.unwrap(), 0);
+    let after = diff(&edited, &cloud.discover(&edited).await.unwrap().actual, 0);
     assert!(after.is_empty(), "{}", after.render());
     let groups = aws_sdk_autoscaling::Client::new(&moto.sdk_config("eu-west-1").await)
         .describe_auto_scaling_groups()
@@ -439,7 +441,7 @@ async fn editing_a_node_group_updates_its_asgs_and_launch_template() {
 }
 
 /// An account ready for an example: its public zone and the state bucket.
-async fn account(moto: &Moto, region: &str) {
+pub(crate) async fn account(moto: &Moto, region: &str) {
     hosted_zone(moto, region, "example.com").await;
     moto.bucket(region, "example-clusterctl-state").await;
 }
@@ -464,7 +466,7 @@ async fn full_ha_lifecycle_against_moto() {
     let first = converge(&cloud, &m).await;
     assert_eq!(first.summary().add, m.resources.len());
     let before = cloud.calls();
-    let again = diff(&m, &cloud.discover(&m).await.unwrap(), 0);
+    let again = diff(&m, &cloud.discover(&m).await.unwrap().actual, 0);
     let discovery_calls = cloud.calls() - before;
     assert!(again.is_empty(), "{}", again.render());
     assert!(discovery_calls <= 30, "{discovery_calls} calls");
@@ -473,7 +475,7 @@ async fn full_ha_lifecycle_against_moto() {
         resources: vec![],
         ..m.clone()
     };
-    let plan = diff(&empty, &cloud.discover(&m).await.unwrap(), 0);
+    let plan = diff(&empty, &cloud.discover(&m).await.unwrap().actual, 0);
     assert_eq!(
         plan.summary().destroy,
         m.resources.len(),
@@ -490,7 +492,7 @@ async fn full_ha_lifecycle_against_moto() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    let left = cloud.discover(&m).await.unwrap();
+    let left = cloud.discover(&m).await.unwrap().actual;
     assert!(
         left.iter().all(|a| !a.owned),
         "left behind: {:?}",
@@ -507,7 +509,7 @@ async fn large_example_converges_and_discovery_does_not_grow_with_groups() {
     let m = clusterctl::model::build(&spec).unwrap();
     converge(&cloud, &m).await;
     let before = cloud.calls();
-    let again = diff(&m, &cloud.discover(&m).await.unwrap(), 0);
+    let again = diff(&m, &cloud.discover(&m).await.unwrap().actual, 0);
     let calls = cloud.calls() - before;
     assert!(again.is_empty(), "{}", again.render());
     // 43 groups, 120 ASGs, 43 launch templates: the same ≤ 30 calls as ha.yaml.
@@ -633,6 +635,7 @@ async fn kill_9_during_destroy_then_destroy_again_finishes() {
             .discover(&m)
             .await
             .unwrap()
+            .actual
             .into_iter()
             .filter(|a| a.owned)
             .map(|a| a.address)
@@ -731,11 +734,13 @@ async fn image_lookups_resolve_to_the_newest_matching_ami_in_any_region() {
     let Some(moto) = Moto::start() else { return };
     for region in ["us-east-1", "eu-west-1"] {
         let clients = clusterctl::cloud::Clients::from_sdk(&moto.sdk_config(region).await, true);
-        let cloud = AwsCloud::new(&clients, "dev.example.com", "unused", "unused");
+        let catalog = clusterctl::cloud::aws::AwsCatalog::new(&clients);
         let mut m =
             clusterctl::model::build(&Spec::load(&root().join("examples/dev.yaml")).unwrap())
                 .unwrap();
-        cloud.resolve_images(&mut m).await.unwrap();
+        clusterctl::direct::preflight::resolve_images(&catalog, &mut m)
+            .await
+            .unwrap();
         let images: Vec<&clusterctl::model::Image> = m
             .resources
             .iter()
@@ -757,7 +762,8 @@ async fn image_lookups_resolve_to_the_newest_matching_ami_in_any_region() {
             );
         }
     }
-    let cloud = cloud(&moto, "us-east-1", "dev.example.com").await;
+    let clients = clusterctl::cloud::Clients::from_sdk(&moto.sdk_config("us-east-1").await, true);
+    let catalog = clusterctl::cloud::aws::AwsCatalog::new(&clients);
     let text = std::fs::read_to_string(root().join("examples/dev.yaml"))
         .unwrap()
         .replace(
@@ -765,7 +771,10 @@ async fn image_lookups_resolve_to_the_newest_matching_ami_in_any_region() {
             "  machineType: t3.large\n  image: 099720109477/ubuntu/images/hvm-ssd-gp3/ubuntu-plucky-*\n",
         );
     let mut m = clusterctl::model::build(&Spec::parse(&text, "dev.yaml").unwrap()).unwrap();
-    let e = cloud.resolve_images(&mut m).await.unwrap_err().to_string();
+    let e = clusterctl::direct::preflight::resolve_images(&catalog, &mut m)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("no available image of owner 099720109477 matches the name ubuntu/images/hvm-ssd-gp3/ubuntu-plucky-*"),
         "{e}"
@@ -780,7 +789,7 @@ async fn image_lookups_resolve_to_the_newest_matching_ami_in_any_region() {
     let err = String::from_utf8_lossy(&plan.stderr);
     assert_eq!(plan.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("resolving images: no available image"),
+        err.contains("error: no available image of owner 099720109477"),
         "{err}"
     );
     run_ok(&moto, &["destroy", "-f", file, "--yes"]);
@@ -1142,8 +1151,9 @@ async fn untouched_report_names_route_tables_acls_endpoints_and_peerings() {
     let cloud = cloud(&moto, "us-east-1", "dev.example.com").await;
     let m =
         clusterctl::model::build(&Spec::load(&root().join("examples/dev.yaml")).unwrap()).unwrap();
-    let actual = cloud.discover(&m).await.unwrap();
-    assert_eq!(cloud.untouched(&actual).await.unwrap(), vec![]);
+    let found = cloud.discover(&m).await.unwrap();
+    assert_eq!(found.untouched, vec![]);
+    let actual = found.actual;
 
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config("us-east-1").await);
     let vpc = actual
@@ -1199,9 +1209,10 @@ async fn untouched_report_names_route_tables_acls_endpoints_and_peerings() {
         .await
         .unwrap();
     let mut found: Vec<(String, String)> = cloud
-        .untouched(&actual)
+        .discover(&m)
         .await
         .unwrap()
+        .untouched
         .into_iter()
         .map(|u| (u.kind, u.id))
         .collect();

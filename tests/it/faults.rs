@@ -57,13 +57,13 @@ async fn apply_converges_through_20_percent_throttling() {
     ));
     let m =
         clusterctl::model::build(&Spec::load(&root().join("examples/ha.yaml")).unwrap()).unwrap();
-    let actual = cloud.discover(&m).await.unwrap();
+    let actual = cloud.discover(&m).await.unwrap().actual;
     let ids = IdMap::default();
     let plan = diff(&m, &actual, 0);
     apply(cloud.clone(), &m, &plan, &ids, 10, Arc::new(Quiet))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let after = diff(&m, &cloud.discover(&m).await.unwrap(), 0);
+    let after = diff(&m, &cloud.discover(&m).await.unwrap().actual, 0);
     assert!(after.is_empty(), "{}", after.render());
     let (operations, retries) = cloud.retries();
     let faults = proxy.injected();

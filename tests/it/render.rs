@@ -138,7 +138,7 @@ fn model_has_the_expected_shape() {
     }
     // Node-template tags let the autoscaler scale from zero.
     let spot = m
-        .of_kind("aws_autoscaling_group")
+        .of_kind(clusterctl::resource::Kind::AutoscalingGroup)
         .find(|r| r.name.starts_with("spot-batch-eu-west-1a"))
         .unwrap();
     assert_eq!(

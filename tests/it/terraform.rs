@@ -238,13 +238,13 @@ fn structural_check_catches_dangling_references() {
 /// The terraform binary with a CLI config that installs hashicorp/aws from
 /// the machine's filesystem mirror; None (skipped, with the reason) when
 /// either is missing.
-struct Terraform {
+pub(crate) struct Terraform {
     bin: std::path::PathBuf,
     work: tempfile::TempDir,
 }
 
 impl Terraform {
-    fn new(what: &str) -> Option<Terraform> {
+    pub(crate) fn new(what: &str) -> Option<Terraform> {
         let bin = tool("terraform")?;
         let Some(mirror) = provider_mirror() else {
             assert!(
@@ -270,8 +270,48 @@ impl Terraform {
         Some(Terraform { bin, work })
     }
 
+    /// `terraform init` and `apply` of the rendered module in `tf` against
+    /// moto_server. The rendered module has no provider block (the user's
+    /// root module owns it); this adds one that points every service at the
+    /// emulator. Returns apply's output.
+    pub(crate) fn apply_to_moto(
+        &self,
+        moto: &crate::moto::Moto,
+        region: &str,
+        tf: &Path,
+    ) -> String {
+        let endpoint = &moto.endpoint;
+        std::fs::write(
+            tf.join("provider.tf"),
+            format!(
+                r#"provider "aws" {{
+  region                      = "{region}"
+  access_key                  = "test"
+  secret_key                  = "test"
+  s3_use_path_style           = true
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  endpoints {{
+    autoscaling = "{endpoint}"
+    ec2         = "{endpoint}"
+    elbv2       = "{endpoint}"
+    iam         = "{endpoint}"
+    route53     = "{endpoint}"
+    s3          = "{endpoint}"
+    sts         = "{endpoint}"
+  }}
+}}
+"#
+            ),
+        )
+        .unwrap();
+        self.run(tf, &["init", "-input=false", "-no-color"]);
+        self.run(tf, &["apply", "-auto-approve", "-input=false", "-no-color"])
+    }
+
     /// Runs terraform in `dir`; panics with its output when it fails.
-    fn run(&self, dir: &Path, args: &[&str]) -> String {
+    pub(crate) fn run(&self, dir: &Path, args: &[&str]) -> String {
         let out = Command::new(&self.bin)
             .args(args)
             .current_dir(dir)
@@ -329,40 +369,7 @@ async fn terraform_apply_then_clusterctl_plan_reports_no_changes() {
         .unwrap();
     moto.bucket(region, "example-clusterctl-state").await;
     let dir = render_example("ha");
-    let tf = dir.path().join("terraform");
-    // The rendered module has no provider block (the user's root module
-    // owns it); this one points every service at the emulator.
-    let endpoint = &moto.endpoint;
-    std::fs::write(
-        tf.join("provider.tf"),
-        format!(
-            r#"provider "aws" {{
-  region                      = "{region}"
-  access_key                  = "test"
-  secret_key                  = "test"
-  s3_use_path_style           = true
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
-  skip_metadata_api_check     = true
-  endpoints {{
-    autoscaling = "{endpoint}"
-    ec2         = "{endpoint}"
-    elbv2       = "{endpoint}"
-    iam         = "{endpoint}"
-    route53     = "{endpoint}"
-    s3          = "{endpoint}"
-    sts         = "{endpoint}"
-  }}
-}}
-"#
-        ),
-    )
-    .unwrap();
-    terraform.run(&tf, &["init", "-input=false", "-no-color"]);
-    let applied = terraform.run(
-        &tf,
-        &["apply", "-auto-approve", "-input=false", "-no-color"],
-    );
+    let applied = terraform.apply_to_moto(&moto, region, &dir.path().join("terraform"));
     let n = clusterctl::model::build(
         &clusterctl::spec::Spec::load(&crate::support::root().join("examples/ha.yaml")).unwrap(),
     )

@@ -1,66 +1,8 @@
-//! The comparable form of a resource: a flat, sorted map of attribute →
-//! string, with references written as the referenced resource's address.
-//! The desired side comes from the model; each cloud implementation builds
-//! the same map from what it describes, so the diff is generic.
+//! The attributes the model wants for each resource, in the comparable
+//! form of [`crate::resource::attrs`].
 
-use std::collections::BTreeMap;
-
-use sha2::{Digest, Sha256};
-
-use crate::model::{Image, Props, Resource};
-
-/// Attribute → value.
-pub type Attrs = BTreeMap<String, String>;
-
-/// A digest of large content (user data, object bodies).
-pub fn digest(s: &str) -> String {
-    format!(
-        "sha256:{}",
-        &hex::encode(Sha256::digest(s.as_bytes()))[..16]
-    )
-}
-
-/// A policy document in canonical form (compact, object keys sorted), so
-/// neither formatting nor key order (Terraform's `jsonencode` sorts keys, we
-/// write them in AWS's documented order) ever shows as a change.
-pub fn canonical_json(s: &str) -> String {
-    fn sorted(v: serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(m) => {
-                let mut entries: Vec<(String, serde_json::Value)> = m.into_iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                serde_json::Value::Object(
-                    entries.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
-                )
-            }
-            serde_json::Value::Array(a) => {
-                serde_json::Value::Array(a.into_iter().map(sorted).collect())
-            }
-            other => other,
-        }
-    }
-    serde_json::from_str::<serde_json::Value>(s)
-        .map(|v| sorted(v).to_string())
-        .unwrap_or_else(|_| s.to_string())
-}
-
-fn set(a: &mut Attrs, k: &str, v: impl ToString) {
-    a.insert(k.to_string(), v.to_string());
-}
-
-/// Tags as `tags.<key>` attributes.
-pub fn tags(a: &mut Attrs, prefix: &str, t: &BTreeMap<String, String>) {
-    for (k, v) in t {
-        a.insert(format!("{prefix}.{k}"), v.clone());
-    }
-}
-
-/// Sorted, comma-joined list.
-pub fn list<I: IntoIterator<Item = S>, S: ToString>(items: I) -> String {
-    let mut v: Vec<String> = items.into_iter().map(|s| s.to_string()).collect();
-    v.sort();
-    v.join(",")
-}
+use super::{Image, Props, Resource};
+use crate::resource::attrs::{Attrs, canonical_json, digest, list, set, tags};
 
 /// The attributes the model wants for a resource.
 pub fn desired(r: &Resource) -> Attrs {
@@ -274,67 +216,15 @@ pub fn desired(r: &Resource) -> Attrs {
         Props::S3Object {
             bucket,
             key,
-            content,
+            sha256,
             ..
         } => {
             set(&mut a, "bucket", bucket);
             set(&mut a, "key", key);
-            // S3 reports the MD5 of a single-part object as its ETag.
-            let md5 = <md5::Md5 as md5::Digest>::digest(content.as_bytes());
-            set(&mut a, "content", format!("md5:{}", hex::encode(md5)));
+            // The cloud proves equality by the ETag (when it is an MD5) or
+            // by the digest it stored in the object's metadata.
+            set(&mut a, "content", format!("sha256:{sha256}"));
         }
     }
     a
-}
-
-/// Attributes that cannot change in place: a change replaces the resource.
-pub fn forces_replacement(kind: &str, attr: &str) -> bool {
-    let immutable: &[&str] = match kind {
-        "aws_vpc" => &["cidr_block"],
-        "aws_internet_gateway" | "aws_route_table" => &["vpc"],
-        "aws_subnet" => &["vpc", "availability_zone", "cidr_block"],
-        "aws_route" | "aws_route_table_association" | "aws_security_group_rule" => {
-            return !attr.starts_with("tags.");
-        }
-        "aws_nat_gateway" => &["eip", "subnet"],
-        "aws_security_group" => &["name", "description", "vpc"],
-        "aws_iam_role"
-        | "aws_iam_instance_profile"
-        | "aws_launch_template"
-        | "aws_autoscaling_group" => &["name"],
-        "aws_iam_role_policy" => &["name", "role"],
-        "aws_lb" => &["name", "internal"],
-        "aws_lb_target_group" => &["name", "vpc", "port", "protocol"],
-        "aws_lb_listener" => &["load_balancer", "port"],
-        "aws_route53_record" => &["zone", "name", "type"],
-        "aws_s3_object" => &["bucket", "key"],
-        _ => &[],
-    };
-    immutable.contains(&attr)
-}
-
-/// Launch template attributes whose change needs new instances.
-pub fn needs_new_instances(kind: &str, attr: &str) -> bool {
-    kind == "aws_launch_template" && !attr.starts_with("tags.") && attr != "name"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_json_ignores_layout_and_key_order() {
-        let a = canonical_json(
-            r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["a", "b"]}]}"#,
-        );
-        let b = canonical_json(
-            r#"{"Statement":[{"Action":["a","b"],"Effect":"Allow"}],"Version":"2012-10-17"}"#,
-        );
-        assert_eq!(a, b);
-        // Array order is meaning, not layout.
-        let c = canonical_json(
-            r#"{"Statement":[{"Action":["b","a"],"Effect":"Allow"}],"Version":"2012-10-17"}"#,
-        );
-        assert_ne!(a, c);
-    }
 }

@@ -1,4 +1,5 @@
-//! Launch templates and Auto Scaling groups for [`super::aws::AwsCloud`].
+//! Compute: launch templates and Auto Scaling groups (one per instance
+//! group and zone).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -6,10 +7,14 @@ use aws_sdk_autoscaling::types as asg;
 use aws_sdk_ec2::types as ec2;
 use base64::Engine;
 
-use super::{Actual, CloudError, call_error as err, ec2_tags};
-use crate::model::naming::{TAG_CLUSTER, ownership_tag, tf_label};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+
+use super::{AwsCloud, err};
+use crate::cloud::{CloudError, IdMap, ec2_tags};
+use crate::model::naming::{TAG_CLUSTER, tf_label};
 use crate::model::{Image, Props, Resource};
-use crate::plan::attrs::{Attrs, digest, list, tags as tag_attrs};
+use crate::resource::attrs::{digest, list, tags as tag_attrs};
+use crate::resource::{Actual, AttrChange, Attrs, Kind};
 
 /// The launch template data of a model launch template.
 pub(crate) fn lt_data(
@@ -32,13 +37,10 @@ pub(crate) fn lt_data(
         ..
     } = &r.props
     else {
-        return Err(CloudError::Unsupported(r.id.address()));
+        return Err(CloudError::WrongArea(r.id.kind));
     };
     let Image::Ami { id: ami } = image else {
-        return Err(CloudError::Unsupported(format!(
-            "{} (image lookups are resolved before planning; this one was not)",
-            r.id.address()
-        )));
+        return Err(CloudError::ImageNotResolved(r.id.address()));
     };
     let tags: Vec<ec2::Tag> = instance_tags
         .iter()
@@ -109,175 +111,6 @@ pub(crate) fn lt_data(
         );
     }
     Ok(data.build())
-}
-
-/// Replaces every image lookup (`owner/name-pattern`) of the model by the
-/// newest available AMI that matches, as Terraform's `aws_ami` data source
-/// with `most_recent = true` does: one DescribeImages call per distinct
-/// lookup, not per group.
-pub(crate) async fn resolve_images(
-    ec2c: &aws_sdk_ec2::Client,
-    model: &mut crate::model::Model,
-) -> Result<BTreeMap<String, String>, CloudError> {
-    let mut found = BTreeMap::new();
-    for lookup in model.image_lookups() {
-        let (owner, name) = lookup.split_once('/').unwrap_or(("", lookup.as_str()));
-        let out = ec2c
-            .describe_images()
-            .owners(owner)
-            .filters(ec2::Filter::builder().name("name").values(name).build())
-            .filters(
-                ec2::Filter::builder()
-                    .name("state")
-                    .values("available")
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| err("DescribeImages", &lookup, e))?;
-        let newest = out
-            .images()
-            .iter()
-            .filter_map(|i| Some((i.creation_date()?, i.image_id()?)))
-            .max()
-            .map(|(_, id)| id.to_string())
-            .ok_or_else(|| CloudError::NoImage {
-                owner: owner.to_string(),
-                name: name.to_string(),
-            })?;
-        found.insert(lookup.clone(), newest);
-    }
-    model.pin_images(&found);
-    Ok(found)
-}
-
-/// What the direct target needs to know of an AMI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageInfo {
-    /// `x86_64`, `arm64`, … (empty when EC2 does not say)
-    pub architecture: String,
-    /// The device name of its root volume (`/dev/sda1`, `/dev/xvda`).
-    pub root_device: String,
-}
-
-/// The AMIs among `ids` that exist and this account may use: one paginated
-/// DescribeImages call, by `image-id` filter (a missing id is simply absent,
-/// where the ImageIds parameter would fail the whole call).
-pub(crate) async fn describe_images(
-    ec2c: &aws_sdk_ec2::Client,
-    ids: &[String],
-) -> Result<HashMap<String, ImageInfo>, CloudError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    // A deprecated public AMI still launches; without IncludeDeprecated
-    // EC2 would hide it, and a running cluster's image would look missing.
-    let images = ec2c
-        .describe_images()
-        .include_deprecated(true)
-        .filters(
-            ec2::Filter::builder()
-                .name("image-id")
-                .set_values(Some(ids.to_vec()))
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeImages", "images", e))?;
-    Ok(images
-        .iter()
-        .filter_map(|i| {
-            Some((
-                i.image_id()?.to_string(),
-                ImageInfo {
-                    architecture: i
-                        .architecture()
-                        .map(|a| a.as_str().to_string())
-                        .unwrap_or_default(),
-                    root_device: i.root_device_name().unwrap_or("/dev/sda1").to_string(),
-                },
-            ))
-        })
-        .collect())
-}
-
-/// The architectures each of `types` supports (types EC2 does not know are
-/// absent): one paginated DescribeInstanceTypes call, by filter.
-pub(crate) async fn architectures(
-    ec2c: &aws_sdk_ec2::Client,
-    types: &[String],
-) -> Result<HashMap<String, Vec<String>>, CloudError> {
-    if types.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let found = ec2c
-        .describe_instance_types()
-        .filters(
-            ec2::Filter::builder()
-                .name("instance-type")
-                .set_values(Some(types.to_vec()))
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeInstanceTypes", "instance types", e))?;
-    Ok(found
-        .iter()
-        .filter_map(|t| {
-            let archs = t
-                .processor_info()?
-                .supported_architectures()
-                .iter()
-                .map(|a| a.as_str().to_string())
-                .collect();
-            Some((t.instance_type()?.as_str().to_string(), archs))
-        })
-        .collect())
-}
-
-/// Which of `types` are offered in which of `zones`: one paginated
-/// DescribeInstanceTypeOfferings call, filtered by both.
-pub(crate) async fn offered_instance_types(
-    ec2c: &aws_sdk_ec2::Client,
-    types: &[String],
-    zones: &[String],
-) -> Result<std::collections::HashSet<(String, String)>, CloudError> {
-    let pages = ec2c
-        .describe_instance_type_offerings()
-        .location_type(ec2::LocationType::AvailabilityZone)
-        .filters(
-            ec2::Filter::builder()
-                .name("instance-type")
-                .set_values(Some(types.to_vec()))
-                .build(),
-        )
-        .filters(
-            ec2::Filter::builder()
-                .name("location")
-                .set_values(Some(zones.to_vec()))
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeInstanceTypeOfferings", "instance types", e))?;
-    Ok(pages
-        .iter()
-        .filter_map(|o| {
-            Some((
-                o.instance_type()?.as_str().to_string(),
-                o.location()?.to_string(),
-            ))
-        })
-        .collect())
 }
 
 /// Comparable attributes of a launch template version.
@@ -366,11 +199,11 @@ pub(crate) fn lt_attrs(
 
 /// Discovers launch templates (one tag-filtered call, then one call for
 /// the default versions of all of them).
-pub(crate) async fn discover_lts(
-    ec2c: &aws_sdk_ec2::Client,
-    cluster: &str,
+pub(super) async fn discover_lts(
+    cloud: &AwsCloud,
     by_id: &mut HashMap<String, String>,
 ) -> Result<Vec<Actual>, CloudError> {
+    let (ec2c, cluster) = (&cloud.ec2, cloud.cluster.as_str());
     // Paginated: AWS (and moto) return at most a page of templates per call.
     let mut templates: Vec<ec2::LaunchTemplate> = Vec::new();
     let mut token: Option<String> = None;
@@ -446,16 +279,14 @@ pub(crate) async fn discover_lts(
             }
         };
         let tags = ec2_tags(lt.tags());
-        let owned = tags
-            .get(&ownership_tag(cluster))
-            .is_some_and(|v| v == "owned");
+        let owned = cloud.is_ours(&tags);
         let mut a = lt_attrs(name, &data, by_id);
         tag_attrs(&mut a, "tags", &tags);
         let address = format!("aws_launch_template.{}", tf_label(name));
         by_id.insert(id.to_string(), address.clone());
         out.push(Actual {
             address,
-            kind: "aws_launch_template".into(),
+            kind: Kind::LaunchTemplate,
             name: name.into(),
             id: id.into(),
             attrs: a,
@@ -466,11 +297,11 @@ pub(crate) async fn discover_lts(
 }
 
 /// Discovers the cluster's Auto Scaling groups with one tag-filtered, paginated call.
-pub(crate) async fn discover_asgs(
-    c: &aws_sdk_autoscaling::Client,
-    cluster: &str,
+pub(super) async fn discover_asgs(
+    cloud: &AwsCloud,
     by_id: &HashMap<String, String>,
 ) -> Result<Vec<Actual>, CloudError> {
+    let (c, cluster) = (&cloud.autoscaling, cloud.cluster.as_str());
     let addr = |id: &str| by_id.get(id).cloned().unwrap_or_else(|| id.to_string());
     let mut out = Vec::new();
     let mut token: Option<String> = None;
@@ -499,9 +330,7 @@ pub(crate) async fn discover_asgs(
                     ))
                 })
                 .collect();
-            let owned = tags
-                .get(&ownership_tag(cluster))
-                .is_some_and(|v| v == "owned");
+            let owned = cloud.is_ours(&tags);
             let mut a = Attrs::new();
             a.insert("name".into(), name.into());
             a.insert("min_size".into(), g.min_size().unwrap_or(0).to_string());
@@ -566,7 +395,7 @@ pub(crate) async fn discover_asgs(
             tag_attrs(&mut a, "tags", &tags);
             out.push(Actual {
                 address: format!("aws_autoscaling_group.{}", tf_label(name)),
-                kind: "aws_autoscaling_group".into(),
+                kind: Kind::AutoscalingGroup,
                 name: name.into(),
                 id: name.into(),
                 attrs: a,
@@ -631,4 +460,327 @@ pub(crate) fn mixed_policy(r: &Resource, lt_id: &str) -> Option<asg::MixedInstan
             .instances_distribution(dist.build())
             .build(),
     )
+}
+
+/// Refuses unless the Auto Scaling group carries both of this cluster's
+/// tags (one DescribeAutoScalingGroups call).
+pub(super) async fn ensure_asg_owned(
+    cloud: &AwsCloud,
+    address: &str,
+    id: &str,
+) -> Result<(), CloudError> {
+    let r = cloud
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(id)
+        .send()
+        .await
+        .map_err(|e| err("DescribeAutoScalingGroups", address, e))?;
+    let owned = r.auto_scaling_groups().first().is_some_and(|g| {
+        let tags: BTreeMap<String, String> = g
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect();
+        cloud.is_ours(&tags)
+    });
+    cloud.refuse_unless(owned, Kind::AutoscalingGroup, address, id)
+}
+
+/// Creates a launch template or an Auto Scaling group.
+pub(super) async fn create(
+    cloud: &AwsCloud,
+    r: &Resource,
+    ids: &IdMap,
+) -> Result<String, CloudError> {
+    let address = r.id.address();
+    let a = address.as_str();
+    match &r.props {
+        Props::LaunchTemplate {
+            instance_profile,
+            security_groups,
+            ..
+        } => {
+            let profile = ids.resolve(a, instance_profile)?;
+            let sgs = security_groups
+                .iter()
+                .map(|g| ids.resolve(a, g))
+                .collect::<Result<Vec<_>, _>>()?;
+            let data = lt_data(r, &profile, sgs)?;
+            let tags: Vec<Tag> = r
+                .tags
+                .iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect();
+            let spec = TagSpecification::builder()
+                .resource_type(ResourceType::LaunchTemplate)
+                .set_tags(Some(tags))
+                .build();
+            match cloud
+                .ec2
+                .create_launch_template()
+                .launch_template_name(&r.name)
+                .launch_template_data(data)
+                .tag_specifications(spec)
+                .send()
+                .await
+            {
+                Ok(o) => Ok(o
+                    .launch_template()
+                    .and_then(|l| l.launch_template_id())
+                    .unwrap_or_default()
+                    .to_string()),
+                // A crashed run made it already: use it.
+                Err(e)
+                    if aws_sdk_ec2::error::ProvideErrorMetadata::code(&e)
+                        .is_some_and(|c| c.contains("AlreadyExists")) =>
+                {
+                    let got = cloud
+                        .ec2
+                        .describe_launch_templates()
+                        .launch_template_names(&r.name)
+                        .send()
+                        .await
+                        .map_err(|e| err("DescribeLaunchTemplates", a, e))?;
+                    Ok(got
+                        .launch_templates()
+                        .first()
+                        .and_then(|l| l.launch_template_id())
+                        .unwrap_or_default()
+                        .to_string())
+                }
+                Err(e) => Err(err("CreateLaunchTemplate", a, e)),
+            }
+        }
+        Props::AutoscalingGroup {
+            launch_template,
+            subnets,
+            min_size,
+            max_size,
+            target_groups,
+            ..
+        } => {
+            // moto (and a crashed run) may leave a group by this name: never overwrite it.
+            let existing = cloud
+                .autoscaling
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(&r.name)
+                .send()
+                .await
+                .map_err(|e| err("DescribeAutoScalingGroups", a, e))?;
+            if !existing.auto_scaling_groups().is_empty() {
+                return Ok(r.name.clone());
+            }
+            let lt_id = ids.resolve(a, launch_template)?;
+            let subnet_ids = subnets
+                .iter()
+                .map(|x| ids.resolve(a, x))
+                .collect::<Result<Vec<_>, _>>()?;
+            let tgs = target_groups
+                .iter()
+                .map(|x| ids.resolve(a, x))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut req = cloud
+                .autoscaling
+                .create_auto_scaling_group()
+                .auto_scaling_group_name(&r.name)
+                .min_size(*min_size as i32)
+                .max_size(*max_size as i32)
+                .vpc_zone_identifier(subnet_ids.join(","))
+                .set_tags(Some(asg_tags(r)));
+            if !tgs.is_empty() {
+                req = req.set_target_group_arns(Some(tgs));
+            }
+            req = match mixed_policy(r, &lt_id) {
+                Some(m) => req.mixed_instances_policy(m),
+                None => req.launch_template(
+                    aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                        .launch_template_id(&lt_id)
+                        .version("$Latest")
+                        .build(),
+                ),
+            };
+            req.send()
+                .await
+                .map_err(|e| err("CreateAutoScalingGroup", a, e))?;
+            Ok(r.name.clone())
+        }
+        other => Err(CloudError::WrongArea(other.kind())),
+    }
+}
+
+/// Changes a launch template (a new default version) or an Auto Scaling
+/// group in place.
+pub(super) async fn update(
+    cloud: &AwsCloud,
+    r: &Resource,
+    actual_id: &str,
+    changes: &[AttrChange],
+    ids: &IdMap,
+) -> Result<(), CloudError> {
+    let address = r.id.address();
+    match &r.props {
+        Props::LaunchTemplate {
+            instance_profile,
+            security_groups,
+            ..
+        } if changes.iter().any(|c| !c.attr.starts_with("tags.")) => {
+            let profile = ids.resolve(&address, instance_profile)?;
+            let sgs = security_groups
+                .iter()
+                .map(|g| ids.resolve(&address, g))
+                .collect::<Result<Vec<_>, _>>()?;
+            let data = lt_data(r, &profile, sgs)?;
+            let v = cloud
+                .ec2
+                .create_launch_template_version()
+                .launch_template_id(actual_id)
+                .launch_template_data(data)
+                .send()
+                .await
+                .map_err(|e| err("CreateLaunchTemplateVersion", &address, e))?;
+            let n = v
+                .launch_template_version()
+                .and_then(|x| x.version_number())
+                .unwrap_or(1);
+            cloud
+                .ec2
+                .modify_launch_template()
+                .launch_template_id(actual_id)
+                .default_version(n.to_string())
+                .send()
+                .await
+                .map_err(|e| err("ModifyLaunchTemplate", &address, e))?;
+            let set: Vec<Tag> = changes
+                .iter()
+                .filter_map(|c| {
+                    Some(
+                        Tag::builder()
+                            .key(c.attr.strip_prefix("tags.")?)
+                            .value(c.new.as_ref()?)
+                            .build(),
+                    )
+                })
+                .collect();
+            if !set.is_empty() {
+                cloud
+                    .ec2
+                    .create_tags()
+                    .resources(actual_id)
+                    .set_tags(Some(set))
+                    .send()
+                    .await
+                    .map_err(|e| err("CreateTags", &address, e))?;
+            }
+            Ok(())
+        }
+        Props::AutoscalingGroup {
+            launch_template,
+            subnets,
+            min_size,
+            max_size,
+            ..
+        } => {
+            let lt_id = ids.resolve(&address, launch_template)?;
+            let subnet_ids = subnets
+                .iter()
+                .map(|x| ids.resolve(&address, x))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut req = cloud
+                .autoscaling
+                .update_auto_scaling_group()
+                .auto_scaling_group_name(actual_id)
+                .min_size(*min_size as i32)
+                .max_size(*max_size as i32)
+                .vpc_zone_identifier(subnet_ids.join(","));
+            req = match mixed_policy(r, &lt_id) {
+                Some(m) => req.mixed_instances_policy(m),
+                None => req.launch_template(
+                    aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                        .launch_template_id(&lt_id)
+                        .version("$Latest")
+                        .build(),
+                ),
+            };
+            req.send()
+                .await
+                .map_err(|e| err("UpdateAutoScalingGroup", &address, e))?;
+            let set: Vec<_> = asg_tags(r)
+                .into_iter()
+                .filter(|t| {
+                    changes
+                        .iter()
+                        .any(|c| t.key().is_some_and(|k| c.attr == format!("tags.{k}")))
+                })
+                .collect();
+            if !set.is_empty() {
+                cloud
+                    .autoscaling
+                    .create_or_update_tags()
+                    .set_tags(Some(set))
+                    .send()
+                    .await
+                    .map_err(|e| err("CreateOrUpdateTags", &address, e))?;
+            }
+            let unset: Vec<_> = changes
+                .iter()
+                .filter(|c| c.new.is_none())
+                .filter_map(|c| c.attr.strip_prefix("tags."))
+                .map(|k| {
+                    aws_sdk_autoscaling::types::Tag::builder()
+                        .key(k)
+                        .resource_id(actual_id)
+                        .resource_type("auto-scaling-group")
+                        .build()
+                })
+                .collect();
+            if !unset.is_empty() {
+                cloud
+                    .autoscaling
+                    .delete_tags()
+                    .set_tags(Some(unset))
+                    .send()
+                    .await
+                    .map_err(|e| err("DeleteTags", &address, e))?;
+            }
+            Ok(())
+        }
+        // Only tags change.
+        Props::LaunchTemplate { .. } => cloud.update_ec2_tags(&address, actual_id, changes).await,
+        other => Err(CloudError::WrongArea(other.kind())),
+    }
+}
+
+/// Deletes a launch template or an Auto Scaling group (with its instances).
+pub(super) async fn delete(
+    cloud: &AwsCloud,
+    kind: Kind,
+    address: &str,
+    id: &str,
+) -> Result<(), CloudError> {
+    match kind {
+        Kind::LaunchTemplate => cloud
+            .ec2
+            .delete_launch_template()
+            .launch_template_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err("DeleteLaunchTemplate", address, e)),
+        Kind::AutoscalingGroup => cloud
+            .autoscaling
+            .delete_auto_scaling_group()
+            .auto_scaling_group_name(id)
+            .force_delete(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err("DeleteAutoScalingGroup", address, e)),
+        other => Err(CloudError::WrongArea(other)),
+    }
 }

@@ -1,5 +1,5 @@
-//! The API load balancer (NLB, target group, listener) and its Route53
-//! records for [`super::aws::AwsCloud`]. DNS ownership is the TXT record
+//! The edge: the API load balancer (NLB, target group, listener) and its
+//! Route53 records. DNS ownership is the TXT record
 //! next to the A record, as external-dns does it.
 
 use std::collections::{BTreeMap, HashMap};
@@ -7,44 +7,52 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_elasticloadbalancingv2 as elb;
 use aws_sdk_route53 as r53;
 
-use super::{Actual, CloudError, IdMap, call_error as err};
-use crate::model::naming::{ownership_tag, tf_label};
+use super::{AwsCloud, err};
+use crate::cloud::{CloudError, IdMap};
+use crate::model::naming::tf_label;
 use crate::model::{Model, Props, Resource};
-use crate::plan::AttrChange;
-use crate::plan::attrs::{Attrs, list, tags as tag_attrs};
+use crate::resource::attrs::{list, tags as tag_attrs};
+use crate::resource::{Actual, AttrChange, Attrs, Kind};
 
-/// What the edge functions need.
-pub(crate) struct Edge<'a> {
-    pub elb: &'a elb::Client,
-    pub r53: &'a r53::Client,
-    pub cluster: &'a str,
+/// The value of the TXT record that marks a DNS name as this cluster's
+/// (quoted, as Route53 returns TXT values).
+fn owner_value(cluster: &str) -> String {
+    format!("\"heritage=clusterctl,clusterctl/owner={cluster}\"")
 }
 
-fn build_err(op: &str, address: &str, e: impl std::error::Error + 'static) -> CloudError {
-    err(op, address, e)
+fn build_err(
+    what: &str,
+    address: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> CloudError {
+    CloudError::Build {
+        what: what.to_string(),
+        address: address.to_string(),
+        source: Box::new(e),
+    }
 }
 
 /// Load balancers, target groups and listeners the model names, plus any
 /// carrying this cluster's ownership tag.
-pub(crate) async fn discover(
-    x: &Edge<'_>,
+pub(super) async fn discover(
+    cloud: &AwsCloud,
     model: &Model,
     by_id: &mut HashMap<String, String>,
 ) -> Result<Vec<Actual>, CloudError> {
-    let names: HashMap<(&str, &str), String> = model
+    let names: HashMap<(Kind, &str), String> = model
         .resources
         .iter()
         .map(|r| ((r.id.kind, r.name.as_str()), r.id.address()))
         .collect();
-    let owner = ownership_tag(x.cluster);
+    let owner = crate::model::naming::ownership_tag(&cloud.cluster);
     let mut out = Vec::new();
-    let lbs = x
+    let lbs = cloud
         .elb
         .describe_load_balancers()
         .send()
         .await
         .map_err(|e| err("DescribeLoadBalancers", "aws_lb", e))?;
-    let tgs = x
+    let tgs = cloud
         .elb
         .describe_target_groups()
         .send()
@@ -62,7 +70,7 @@ pub(crate) async fn discover(
     );
     let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
     for chunk in arns.chunks(20) {
-        let t = x
+        let t = cloud
             .elb
             .describe_tags()
             .set_resource_arns(Some(chunk.to_vec()))
@@ -83,28 +91,26 @@ pub(crate) async fn discover(
             tags.insert(d.resource_arn().unwrap_or_default().to_string(), m);
         }
     }
-    let mine = |kind: &'static str,
-                name: &str,
-                arn: &str|
-     -> Option<(String, bool, BTreeMap<String, String>)> {
-        let t = tags.get(arn).cloned().unwrap_or_default();
-        let owned = t.get(&owner).is_some_and(|v| v == "owned");
-        let known = names.get(&(kind, name)).cloned();
-        if known.is_none() && !owned {
-            return None;
-        }
-        Some((
-            known.unwrap_or_else(|| format!("{kind}.{}", tf_label(name))),
-            owned,
-            t,
-        ))
-    };
+    let mine =
+        |kind: Kind, name: &str, arn: &str| -> Option<(String, bool, BTreeMap<String, String>)> {
+            let t = tags.get(arn).cloned().unwrap_or_default();
+            let owned = t.get(&owner).is_some_and(|v| v == "owned");
+            let known = names.get(&(kind, name)).cloned();
+            if known.is_none() && !owned {
+                return None;
+            }
+            Some((
+                known.unwrap_or_else(|| format!("{kind}.{}", tf_label(name))),
+                owned,
+                t,
+            ))
+        };
     let mut lb_dns: HashMap<String, String> = HashMap::new();
     for l in lbs.load_balancers() {
         let (Some(arn), Some(name)) = (l.load_balancer_arn(), l.load_balancer_name()) else {
             continue;
         };
-        let Some((address, owned, t)) = mine("aws_lb", name, arn) else {
+        let Some((address, owned, t)) = mine(Kind::LoadBalancer, name, arn) else {
             continue;
         };
         let mut a = Attrs::new();
@@ -133,13 +139,13 @@ pub(crate) async fn discover(
         );
         out.push(Actual {
             address,
-            kind: "aws_lb".into(),
+            kind: Kind::LoadBalancer,
             name: name.into(),
             id: arn.into(),
             attrs: a,
             owned,
         });
-        let ls = x
+        let ls = cloud
             .elb
             .describe_listeners()
             .load_balancer_arn(arn)
@@ -172,7 +178,7 @@ pub(crate) async fn discover(
             }
             out.push(Actual {
                 address,
-                kind: "aws_lb_listener".into(),
+                kind: Kind::Listener,
                 name: lname,
                 id: li.listener_arn().unwrap_or_default().into(),
                 attrs: a,
@@ -184,7 +190,7 @@ pub(crate) async fn discover(
         let (Some(arn), Some(name)) = (t.target_group_arn(), t.target_group_name()) else {
             continue;
         };
-        let Some((address, owned, tg_tags)) = mine("aws_lb_target_group", name, arn) else {
+        let Some((address, owned, tg_tags)) = mine(Kind::TargetGroup, name, arn) else {
             continue;
         };
         let mut a = Attrs::new();
@@ -206,7 +212,7 @@ pub(crate) async fn discover(
         by_id.insert(arn.into(), address.clone());
         out.push(Actual {
             address,
-            kind: "aws_lb_target_group".into(),
+            kind: Kind::TargetGroup,
             name: name.into(),
             id: arn.into(),
             attrs: a,
@@ -220,34 +226,13 @@ pub(crate) async fn discover(
                 .insert("target_group".into(), by_id.get(&tg).cloned().unwrap_or(tg));
         }
     }
-    out.extend(discover_dns(x, model, &lb_dns).await?);
+    out.extend(discover_dns(cloud, model, &lb_dns).await?);
     Ok(out)
 }
 
-/// The public hosted zones the model's records need that do not exist.
-pub(crate) async fn missing_zones(x: &Edge<'_>, model: &Model) -> Result<Vec<String>, CloudError> {
-    let mut zones: Vec<&str> = model
-        .resources
-        .iter()
-        .filter_map(|r| match &r.props {
-            Props::DnsRecord { zone_name, .. } => Some(zone_name.as_str()),
-            _ => None,
-        })
-        .collect();
-    zones.sort();
-    zones.dedup();
-    let mut missing = Vec::new();
-    for z in zones {
-        if zone_id(x, z).await?.is_none() {
-            missing.push(z.to_string());
-        }
-    }
-    Ok(missing)
-}
-
-async fn zone_id(x: &Edge<'_>, zone: &str) -> Result<Option<String>, CloudError> {
-    let z = x
-        .r53
+async fn zone_id(cloud: &AwsCloud, zone: &str) -> Result<Option<String>, CloudError> {
+    let z = cloud
+        .route53
         .list_hosted_zones_by_name()
         .dns_name(zone)
         .send()
@@ -261,7 +246,7 @@ async fn zone_id(x: &Edge<'_>, zone: &str) -> Result<Option<String>, CloudError>
 }
 
 async fn discover_dns(
-    x: &Edge<'_>,
+    cloud: &AwsCloud,
     model: &Model,
     lb_dns: &HashMap<String, String>,
 ) -> Result<Vec<Actual>, CloudError> {
@@ -269,7 +254,7 @@ async fn discover_dns(
     let records: Vec<&Resource> = model
         .resources
         .iter()
-        .filter(|r| r.id.kind == "aws_route53_record")
+        .filter(|r| r.id.kind == Kind::DnsRecord)
         .collect();
     let mut zones: Vec<&str> = records
         .iter()
@@ -283,15 +268,18 @@ async fn discover_dns(
         .collect();
     zones.sort();
     zones.dedup();
-    let owner_value = format!("\"heritage=clusterctl,clusterctl/owner={}\"", x.cluster);
+    let owner_value = owner_value(&cloud.cluster);
     for zone in zones {
-        let Some(zid) = zone_id(x, zone).await? else {
+        let Some(zid) = zone_id(cloud, zone).await? else {
             continue;
         };
         let mut sets = Vec::new();
         let mut start: Option<(String, r53::types::RrType)> = None;
         loop {
-            let mut req = x.r53.list_resource_record_sets().hosted_zone_id(&zid);
+            let mut req = cloud
+                .route53
+                .list_resource_record_sets()
+                .hosted_zone_id(&zid);
             if let Some((n, t)) = &start {
                 req = req.start_record_name(n).start_record_type(t.clone());
             }
@@ -355,7 +343,7 @@ async fn discover_dns(
             }
             out.push(Actual {
                 address,
-                kind: "aws_route53_record".into(),
+                kind: Kind::DnsRecord,
                 name: name.clone(),
                 id: format!("{zid}|{name}|{ty}"),
                 attrs: a,
@@ -374,7 +362,7 @@ fn elb_tags(r: &Resource) -> Vec<elb::types::Tag> {
 }
 
 async fn record_set(
-    x: &Edge<'_>,
+    cloud: &AwsCloud,
     r: &Resource,
     ids: &IdMap,
 ) -> Result<(String, r53::types::ResourceRecordSet), CloudError> {
@@ -388,21 +376,20 @@ async fn record_set(
         ..
     } = &r.props
     else {
-        return Err(CloudError::Unsupported(a));
+        return Err(CloudError::WrongArea(r.id.kind));
     };
-    let zid = zone_id(x, zone_name)
+    let zid = zone_id(cloud, zone_name)
         .await?
-        .ok_or_else(|| CloudError::Call {
-            op: "ListHostedZonesByName".into(),
+        .ok_or_else(|| CloudError::NoZone {
             address: a.clone(),
-            message: format!("no public hosted zone {zone_name}"),
+            zone: zone_name.clone(),
         })?;
     let mut set = r53::types::ResourceRecordSet::builder()
         .name(record_name)
         .r#type(r53::types::RrType::from(record_type.as_str()));
     if let Some(lb) = alias {
         let arn = ids.resolve(&a, lb)?;
-        let d = x
+        let d = cloud
             .elb
             .describe_load_balancers()
             .load_balancer_arns(&arn)
@@ -443,7 +430,7 @@ async fn record_set(
 }
 
 async fn change(
-    x: &Edge<'_>,
+    cloud: &AwsCloud,
     address: &str,
     zid: &str,
     action: r53::types::ChangeAction,
@@ -458,7 +445,8 @@ async fn change(
         .changes(change)
         .build()
         .map_err(|e| build_err("ChangeBatch", address, e))?;
-    x.r53
+    cloud
+        .route53
         .change_resource_record_sets()
         .hosted_zone_id(zid)
         .change_batch(batch)
@@ -469,11 +457,20 @@ async fn change(
 }
 
 /// Creates an edge resource, reusing one a crashed run made.
-pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<String, CloudError> {
+pub(super) async fn create(
+    cloud: &AwsCloud,
+    r: &Resource,
+    ids: &IdMap,
+) -> Result<String, CloudError> {
     let a = r.id.address();
     match &r.props {
         Props::LoadBalancer { internal, subnets } => {
-            if let Ok(found) = x.elb.describe_load_balancers().names(&r.name).send().await
+            if let Ok(found) = cloud
+                .elb
+                .describe_load_balancers()
+                .names(&r.name)
+                .send()
+                .await
                 && let Some(arn) = found
                     .load_balancers()
                     .first()
@@ -490,7 +487,7 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
             } else {
                 elb::types::LoadBalancerSchemeEnum::InternetFacing
             };
-            let o = x
+            let o = cloud
                 .elb
                 .create_load_balancer()
                 .name(&r.name)
@@ -508,7 +505,12 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
                 .to_string())
         }
         Props::TargetGroup { vpc, port } => {
-            if let Ok(found) = x.elb.describe_target_groups().names(&r.name).send().await
+            if let Ok(found) = cloud
+                .elb
+                .describe_target_groups()
+                .names(&r.name)
+                .send()
+                .await
                 && let Some(arn) = found
                     .target_groups()
                     .first()
@@ -516,7 +518,7 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
             {
                 return Ok(arn.to_string());
             }
-            let o = x
+            let o = cloud
                 .elb
                 .create_target_group()
                 .name(&r.name)
@@ -544,7 +546,7 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
         } => {
             let lb = ids.resolve(&a, load_balancer)?;
             let tg = ids.resolve(&a, target_group)?;
-            let existing = x
+            let existing = cloud
                 .elb
                 .describe_listeners()
                 .load_balancer_arn(&lb)
@@ -562,7 +564,7 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
                 .r#type(elb::types::ActionTypeEnum::Forward)
                 .target_group_arn(tg)
                 .build();
-            let o = x
+            let o = cloud
                 .elb
                 .create_listener()
                 .load_balancer_arn(lb)
@@ -584,32 +586,32 @@ pub(crate) async fn create(x: &Edge<'_>, r: &Resource, ids: &IdMap) -> Result<St
             record_type,
             ..
         } => {
-            let (zid, set) = record_set(x, r, ids).await?;
-            change(x, &a, &zid, r53::types::ChangeAction::Upsert, set).await?;
+            let (zid, set) = record_set(cloud, r, ids).await?;
+            change(cloud, &a, &zid, r53::types::ChangeAction::Upsert, set).await?;
             Ok(format!("{zid}|{record_name}|{record_type}"))
         }
-        _ => Err(CloudError::Unsupported(a)),
+        other => Err(CloudError::WrongArea(other.kind())),
     }
 }
 
 /// Updates an edge resource in place, when the resource is one.
-pub(crate) async fn update(
-    x: &Edge<'_>,
+pub(super) async fn update(
+    cloud: &AwsCloud,
     r: &Resource,
     actual_id: &str,
     changes: &[AttrChange],
     ids: &IdMap,
-) -> Option<Result<(), CloudError>> {
+) -> Result<(), CloudError> {
     let a = r.id.address();
-    let res = match &r.props {
-        Props::DnsRecord { .. } => create(x, r, ids).await.map(|_| ()),
+    match &r.props {
+        Props::DnsRecord { .. } => create(cloud, r, ids).await.map(|_| ()),
         Props::LoadBalancer { subnets, .. } if changes.iter().any(|c| c.attr == "subnets") => {
             match subnets
                 .iter()
                 .map(|s| ids.resolve(&a, s))
                 .collect::<Result<Vec<_>, _>>()
             {
-                Ok(s) => x
+                Ok(s) => cloud
                     .elb
                     .set_subnets()
                     .load_balancer_arn(actual_id)
@@ -630,7 +632,8 @@ pub(crate) async fn update(
                         .r#type(elb::types::ActionTypeEnum::Forward)
                         .target_group_arn(tg)
                         .build();
-                    x.elb
+                    cloud
+                        .elb
                         .modify_listener()
                         .listener_arn(actual_id)
                         .default_actions(action)
@@ -661,7 +664,7 @@ pub(crate) async fn update(
                 .collect();
             let mut res = Ok(());
             if !set.is_empty() {
-                res = x
+                res = cloud
                     .elb
                     .add_tags()
                     .resource_arns(actual_id)
@@ -672,7 +675,7 @@ pub(crate) async fn update(
                     .map_err(|e| err("AddTags", &a, e));
             }
             if res.is_ok() && !unset.is_empty() {
-                res = x
+                res = cloud
                     .elb
                     .remove_tags()
                     .resource_arns(actual_id)
@@ -684,68 +687,67 @@ pub(crate) async fn update(
             }
             res
         }
-        _ => return None,
-    };
-    Some(res)
+        other => Err(CloudError::WrongArea(other.kind())),
+    }
 }
 
 /// Deletes an edge resource, when the kind is one.
-pub(crate) async fn delete(
-    x: &Edge<'_>,
-    kind: &str,
+pub(super) async fn delete(
+    cloud: &AwsCloud,
+    kind: Kind,
     address: &str,
     id: &str,
-) -> Option<Result<(), CloudError>> {
-    let res =
-        match kind {
-            "aws_lb_listener" => x
-                .elb
-                .delete_listener()
-                .listener_arn(id)
+) -> Result<(), CloudError> {
+    match kind {
+        Kind::Listener => cloud
+            .elb
+            .delete_listener()
+            .listener_arn(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err("DeleteListener", address, e)),
+        Kind::TargetGroup => cloud
+            .elb
+            .delete_target_group()
+            .target_group_arn(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err("DeleteTargetGroup", address, e)),
+        Kind::LoadBalancer => cloud
+            .elb
+            .delete_load_balancer()
+            .load_balancer_arn(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err("DeleteLoadBalancer", address, e)),
+        Kind::DnsRecord => {
+            let mut parts = id.splitn(3, '|');
+            let (zid, name, ty) = (
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            );
+            // DELETE needs the record exactly as it is.
+            let found = cloud
+                .route53
+                .list_resource_record_sets()
+                .hosted_zone_id(zid)
+                .start_record_name(name)
+                .start_record_type(r53::types::RrType::from(ty))
+                .max_items(1)
                 .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| err("DeleteListener", address, e)),
-            "aws_lb_target_group" => x
-                .elb
-                .delete_target_group()
-                .target_group_arn(id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| err("DeleteTargetGroup", address, e)),
-            "aws_lb" => x
-                .elb
-                .delete_load_balancer()
-                .load_balancer_arn(id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| err("DeleteLoadBalancer", address, e)),
-            "aws_route53_record" => {
-                let mut parts = id.splitn(3, '|');
-                let (zid, name, ty) = (
-                    parts.next().unwrap_or_default(),
-                    parts.next().unwrap_or_default(),
-                    parts.next().unwrap_or_default(),
-                );
-                // DELETE needs the record exactly as it is.
-                let found = x
-                    .r53
-                    .list_resource_record_sets()
-                    .hosted_zone_id(zid)
-                    .start_record_name(name)
-                    .start_record_type(r53::types::RrType::from(ty))
-                    .max_items(1)
-                    .send()
-                    .await;
-                match found {
-                    Ok(f) => match f.resource_record_sets().iter().find(|s| {
+                .await;
+            match found {
+                Ok(f) => {
+                    match f.resource_record_sets().iter().find(|s| {
                         s.name().trim_end_matches('.') == name && s.r#type().as_str() == ty
                     }) {
                         Some(set) => {
                             change(
-                                x,
+                                cloud,
                                 address,
                                 zid,
                                 r53::types::ChangeAction::Delete,
@@ -754,11 +756,86 @@ pub(crate) async fn delete(
                             .await
                         }
                         None => Ok(()),
-                    },
-                    Err(e) => Err(err("ListResourceRecordSets", address, e)),
+                    }
                 }
+                Err(e) => Err(err("ListResourceRecordSets", address, e)),
             }
-            _ => return None,
-        };
-    Some(res)
+        }
+        other => Err(CloudError::WrongArea(other)),
+    }
+}
+
+/// The ownership check before a delete: the load balancer's or target
+/// group's tags (a listener's: its load balancer's), or, for a DNS record,
+/// the TXT record that names this cluster as its owner.
+pub(super) async fn ensure_owned(
+    cloud: &AwsCloud,
+    kind: Kind,
+    address: &str,
+    id: &str,
+) -> Result<(), CloudError> {
+    let owned = match kind {
+        Kind::DnsRecord => {
+            let mut parts = id.splitn(3, '|');
+            let (zid, name) = (
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            );
+            let found = cloud
+                .route53
+                .list_resource_record_sets()
+                .hosted_zone_id(zid)
+                .start_record_name(name)
+                .start_record_type(r53::types::RrType::Txt)
+                .max_items(1)
+                .send()
+                .await
+                .map_err(|e| err("ListResourceRecordSets", address, e))?;
+            let owner = owner_value(&cloud.cluster);
+            found.resource_record_sets().iter().any(|s| {
+                s.name().trim_end_matches('.') == name
+                    && s.r#type() == &r53::types::RrType::Txt
+                    && s.resource_records().iter().any(|r| r.value() == owner)
+            })
+        }
+        _ => {
+            let arn = if kind == Kind::Listener {
+                let l = cloud
+                    .elb
+                    .describe_listeners()
+                    .listener_arns(id)
+                    .send()
+                    .await
+                    .map_err(|e| err("DescribeListeners", address, e))?;
+                l.listeners()
+                    .first()
+                    .and_then(|l| l.load_balancer_arn())
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                id.to_string()
+            };
+            let t = cloud
+                .elb
+                .describe_tags()
+                .resource_arns(arn)
+                .send()
+                .await
+                .map_err(|e| err("DescribeTags", address, e))?;
+            t.tag_descriptions().first().is_some_and(|d| {
+                let tags = d
+                    .tags()
+                    .iter()
+                    .filter_map(|t| {
+                        Some((
+                            t.key()?.to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        ))
+                    })
+                    .collect();
+                cloud.is_ours(&tags)
+            })
+        }
+    };
+    cloud.refuse_unless(owned, kind, address, id)
 }

@@ -1,0 +1,421 @@
+//! The AWS implementation of [`Cloud`], over the SDK. One module per area,
+//! each owning find, create, update and delete for its kinds, as kops has
+//! one file per task:
+//!
+//! | module       | kinds |
+//! |--------------|-------|
+//! | [`network`]  | VPC, internet gateway, subnets, route tables, routes, associations, Elastic IPs, NAT gateways |
+//! | [`security`] | security groups and their rules |
+//! | [`iam`]      | roles, inline policies, instance profiles |
+//! | [`objects`]  | the state store's managed objects |
+//! | [`compute`]  | launch templates, Auto Scaling groups |
+//! | [`edge`]     | load balancer, target group, listener, Route53 records |
+//!
+//! plus [`catalog`] (what the preflight asks of AWS) and [`untouched`]
+//! (what sits in the cluster's VPC without its ownership tag).
+//!
+//! Discovery makes one paginated Describe call per resource type (never one
+//! per resource); resources are matched to the model by type and name, so
+//! resources the Terraform target made are recognised too. What lives in
+//! the cluster's VPC is described once, by VPC id, and serves both the
+//! discovery and the untouched report.
+//!
+//! Every delete first checks, with a call of its own, that the resource
+//! carries this cluster's ownership mark: the plan's filter is one check,
+//! this is the second, independent one.
+
+mod catalog;
+mod compute;
+mod edge;
+mod iam;
+mod network;
+mod objects;
+mod security;
+mod untouched;
+
+use std::collections::HashMap;
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use tracing::Instrument;
+
+pub use catalog::AwsCatalog;
+
+use super::{Cloud, CloudError, Discovery, IdMap, call_error as err, ec2_tags};
+use crate::model::naming::{TAG_CLUSTER, ownership_tag, tf_label};
+use crate::model::{Model, Resource};
+use crate::resource::{Actual, AttrChange, Attrs, Kind, attrs::tags as tag_attrs};
+
+/// The SDK-backed cloud.
+#[derive(Debug)]
+pub struct AwsCloud {
+    ec2: aws_sdk_ec2::Client,
+    s3: aws_sdk_s3::Client,
+    iam: aws_sdk_iam::Client,
+    autoscaling: aws_sdk_autoscaling::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    route53: aws_sdk_route53::Client,
+    attempts: super::AttemptCounter,
+    cluster: String,
+    bucket: String,
+    prefix: String,
+}
+
+fn tag_spec(kind: ResourceType, r: &Resource) -> TagSpecification {
+    let tags: Vec<Tag> = r
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(tags))
+        .build()
+}
+
+/// Model addresses by (kind, AWS name).
+struct Names(HashMap<(Kind, String), String>);
+
+impl Names {
+    fn of(model: &Model) -> Names {
+        Names(
+            model
+                .resources
+                .iter()
+                .map(|r| ((r.id.kind, r.name.clone()), r.id.address()))
+                .collect(),
+        )
+    }
+
+    fn address(&self, kind: Kind, name: &str) -> String {
+        self.0
+            .get(&(kind, name.to_string()))
+            .cloned()
+            .unwrap_or_else(|| format!("{kind}.{}", tf_label(name)))
+    }
+
+    fn wants(&self, kind: Kind, name: &str) -> bool {
+        self.0.contains_key(&(kind, name.to_string()))
+    }
+}
+
+impl AwsCloud {
+    /// A cloud for `cluster` over these clients, with its state objects at
+    /// `s3://bucket/prefix/`.
+    pub fn new(clients: &super::Clients, cluster: &str, bucket: &str, prefix: &str) -> AwsCloud {
+        AwsCloud {
+            ec2: clients.ec2.clone(),
+            s3: clients.s3.clone(),
+            iam: clients.iam.clone(),
+            autoscaling: clients.autoscaling.clone(),
+            elb: clients.elb.clone(),
+            route53: clients.route53.clone(),
+            attempts: clients.attempts.clone(),
+            cluster: cluster.to_string(),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// SDK attempts so far (retries included).
+    pub fn attempts(&self) -> u64 {
+        self.attempts.get()
+    }
+
+    /// SDK operations so far, and how many extra attempts (retries) they took.
+    pub fn retries(&self) -> (u64, u64) {
+        (self.attempts.operations(), self.attempts.retries())
+    }
+
+    fn owned_filter(&self) -> Filter {
+        Filter::builder()
+            .name(format!("tag:{TAG_CLUSTER}"))
+            .values(&self.cluster)
+            .build()
+    }
+
+    /// Both marks of this cluster: `KubernetesCluster=<name>` and
+    /// `kubernetes.io/cluster/<name>=owned`. Either alone (or `shared`) is
+    /// not ours.
+    fn is_ours(&self, tags: &std::collections::BTreeMap<String, String>) -> bool {
+        tags.get(TAG_CLUSTER) == Some(&self.cluster)
+            && tags
+                .get(&ownership_tag(&self.cluster))
+                .is_some_and(|v| v == "owned")
+    }
+
+    fn actual(&self, kind: Kind, names: &Names, id: &str, t: &[Tag], attrs: Attrs) -> Actual {
+        let tags = ec2_tags(t);
+        let name = tags.get("Name").cloned().unwrap_or_else(|| id.to_string());
+        let owned = self.is_ours(&tags);
+        let mut a = attrs;
+        tag_attrs(&mut a, "tags", &tags);
+        Actual {
+            address: names.address(kind, &name),
+            kind,
+            name,
+            id: id.to_string(),
+            attrs: a,
+            owned,
+        }
+    }
+
+    /// Refuses unless the EC2 resource `id` carries both of this cluster's
+    /// tags (one DescribeTags call).
+    async fn ensure_ec2_owned(
+        &self,
+        kind: Kind,
+        address: &str,
+        id: &str,
+    ) -> Result<(), CloudError> {
+        let r = self
+            .ec2
+            .describe_tags()
+            .filters(Filter::builder().name("resource-id").values(id).build())
+            .send()
+            .await
+            .map_err(|e| err("DescribeTags", address, e))?;
+        let tags = r
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect();
+        self.refuse_unless(self.is_ours(&tags), kind, address, id)
+    }
+
+    fn refuse_unless(
+        &self,
+        owned: bool,
+        kind: Kind,
+        address: &str,
+        id: &str,
+    ) -> Result<(), CloudError> {
+        if owned {
+            Ok(())
+        } else {
+            Err(CloudError::NotOwned {
+                kind,
+                address: address.to_string(),
+                id: id.to_string(),
+                cluster: self.cluster.clone(),
+            })
+        }
+    }
+
+    /// Checks the ownership mark of what `delete` is about to remove, with
+    /// calls of its own: the tags of EC2, IAM, Auto Scaling and load
+    /// balancer resources (of the parent, for routes, associations, rules,
+    /// inline policies and listeners), the key of a state object, the TXT
+    /// ownership record of a DNS record.
+    async fn ensure_owned(&self, kind: Kind, address: &str, id: &str) -> Result<(), CloudError> {
+        match kind {
+            Kind::Vpc
+            | Kind::InternetGateway
+            | Kind::Subnet
+            | Kind::RouteTable
+            | Kind::Eip
+            | Kind::NatGateway
+            | Kind::SecurityGroup
+            | Kind::LaunchTemplate => self.ensure_ec2_owned(kind, address, id).await,
+            Kind::Route => {
+                let rt = id.split_once('|').map(|(rt, _)| rt).unwrap_or(id);
+                self.ensure_ec2_owned(kind, address, rt).await
+            }
+            Kind::SecurityGroupRule => {
+                let sg = id.split_once('|').map(|(sg, _)| sg).unwrap_or_default();
+                self.ensure_ec2_owned(kind, address, sg).await
+            }
+            Kind::RouteTableAssociation => {
+                network::ensure_association_owned(self, address, id).await
+            }
+            Kind::IamRole | Kind::IamRolePolicy | Kind::IamInstanceProfile => {
+                iam::ensure_owned(self, kind, address, id).await
+            }
+            Kind::S3Object => {
+                let owned = objects::is_managed_key(&self.prefix, id);
+                self.refuse_unless(owned, kind, address, id)
+            }
+            Kind::AutoscalingGroup => compute::ensure_asg_owned(self, address, id).await,
+            Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener | Kind::DnsRecord => {
+                edge::ensure_owned(self, kind, address, id).await
+            }
+        }
+    }
+
+    /// Applies tag changes (`tags.<key>`) to an EC2 resource.
+    async fn update_ec2_tags(
+        &self,
+        address: &str,
+        actual_id: &str,
+        changes: &[AttrChange],
+    ) -> Result<(), CloudError> {
+        let set: Vec<Tag> = changes
+            .iter()
+            .filter_map(|c| {
+                Some(
+                    Tag::builder()
+                        .key(c.attr.strip_prefix("tags.")?)
+                        .value(c.new.as_ref()?)
+                        .build(),
+                )
+            })
+            .collect();
+        if !set.is_empty() {
+            self.ec2
+                .create_tags()
+                .resources(actual_id)
+                .set_tags(Some(set))
+                .send()
+                .await
+                .map_err(|e| err("CreateTags", address, e))?;
+        }
+        let unset: Vec<Tag> = changes
+            .iter()
+            .filter(|c| c.new.is_none())
+            .filter_map(|c| Some(Tag::builder().key(c.attr.strip_prefix("tags.")?).build()))
+            .collect();
+        if !unset.is_empty() {
+            self.ec2
+                .delete_tags()
+                .resources(actual_id)
+                .set_tags(Some(unset))
+                .send()
+                .await
+                .map_err(|e| err("DeleteTags", address, e))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Cloud for AwsCloud {
+    async fn discover(&self, model: &Model) -> Result<Discovery, CloudError> {
+        let names = Names::of(model);
+        let mut by_id: HashMap<String, String> = HashMap::new();
+        let scan = network::scan(self).await?;
+        let mut out = network::discover(self, &names, &scan, &mut by_id).await?;
+        out.extend(security::discover(self, model, &names, &scan, &mut by_id).await?);
+        out.extend(iam::discover(self, &names, &mut by_id).await?);
+        out.extend(objects::discover(self, model).await?);
+        out.extend(compute::discover_lts(self, &mut by_id).await?);
+        out.extend(edge::discover(self, model, &mut by_id).await?);
+        out.extend(compute::discover_asgs(self, &by_id).await?);
+        let untouched = untouched::report(self, &scan, &out).await?;
+        Ok(Discovery {
+            actual: out,
+            untouched,
+        })
+    }
+
+    async fn create(&self, r: &Resource, ids: &IdMap) -> Result<String, CloudError> {
+        let span = tracing::info_span!("create", address = %r.id.address());
+        async {
+            match r.id.kind {
+                Kind::Vpc
+                | Kind::InternetGateway
+                | Kind::Subnet
+                | Kind::RouteTable
+                | Kind::Route
+                | Kind::RouteTableAssociation
+                | Kind::Eip
+                | Kind::NatGateway => network::create(self, r, ids).await,
+                Kind::SecurityGroup | Kind::SecurityGroupRule => {
+                    security::create(self, r, ids).await
+                }
+                Kind::IamRole | Kind::IamRolePolicy | Kind::IamInstanceProfile => {
+                    iam::create(self, r, ids).await
+                }
+                Kind::S3Object => objects::create(self, r).await,
+                Kind::LaunchTemplate | Kind::AutoscalingGroup => {
+                    compute::create(self, r, ids).await
+                }
+                Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener | Kind::DnsRecord => {
+                    edge::create(self, r, ids).await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn update(
+        &self,
+        r: &Resource,
+        actual_id: &str,
+        changes: &[AttrChange],
+        ids: &IdMap,
+    ) -> Result<(), CloudError> {
+        let span = tracing::info_span!("update", address = %r.id.address(), id = actual_id);
+        async {
+            match r.id.kind {
+                Kind::Vpc
+                | Kind::InternetGateway
+                | Kind::Subnet
+                | Kind::RouteTable
+                | Kind::Route
+                | Kind::RouteTableAssociation
+                | Kind::Eip
+                | Kind::NatGateway => network::update(self, r, actual_id, changes).await,
+                Kind::SecurityGroup | Kind::SecurityGroupRule => {
+                    self.update_ec2_tags(&r.id.address(), actual_id, changes)
+                        .await
+                }
+                // Writing again is the update.
+                Kind::S3Object => objects::create(self, r).await.map(|_| ()),
+                Kind::IamRole | Kind::IamRolePolicy | Kind::IamInstanceProfile => {
+                    iam::update(self, r, actual_id, changes, ids).await
+                }
+                Kind::LaunchTemplate | Kind::AutoscalingGroup => {
+                    compute::update(self, r, actual_id, changes, ids).await
+                }
+                Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener | Kind::DnsRecord => {
+                    edge::update(self, r, actual_id, changes, ids).await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn delete(&self, kind: Kind, address: &str, id: &str) -> Result<(), CloudError> {
+        let span = tracing::info_span!("delete", %address, id);
+        async {
+            self.ensure_owned(kind, address, id).await?;
+            match kind {
+                Kind::Vpc
+                | Kind::InternetGateway
+                | Kind::Subnet
+                | Kind::RouteTable
+                | Kind::Route
+                | Kind::RouteTableAssociation
+                | Kind::Eip
+                | Kind::NatGateway => network::delete(self, kind, address, id).await,
+                Kind::SecurityGroup | Kind::SecurityGroupRule => {
+                    security::delete(self, kind, address, id).await
+                }
+                Kind::IamRole | Kind::IamRolePolicy | Kind::IamInstanceProfile => {
+                    iam::delete(self, kind, address, id).await
+                }
+                Kind::S3Object => objects::delete(self, address, id).await,
+                Kind::LaunchTemplate | Kind::AutoscalingGroup => {
+                    compute::delete(self, kind, address, id).await
+                }
+                Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener | Kind::DnsRecord => {
+                    edge::delete(self, kind, address, id).await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// SDK operations, counted by the clients' interceptor (retries are not
+    /// extra operations; see [`AwsCloud::retries`]).
+    fn calls(&self) -> u64 {
+        self.attempts.operations()
+    }
+}

@@ -301,3 +301,176 @@ pub async fn check_architectures(
     }
     Ok(problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::fake::FakeCatalog;
+    use crate::spec::SpecError;
+
+    const HA: &str = include_str!("../../examples/ha.yaml");
+    const DEV: &str = include_str!("../../examples/dev.yaml");
+    const HA_TYPES: &[&str] = &["m6i.large", "m6i.xlarge", "m5.large", "m5a.large"];
+    const HA_AMI: &str = "ami-0a1b2c3d4e5f60718";
+    const HA_ZONES: &[&str] = &["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+
+    fn region() -> FakeCatalog {
+        let mut c = FakeCatalog::region(HA_ZONES, HA_TYPES, &[HA_AMI]);
+        c.dns_zones.insert("example.com".into());
+        c
+    }
+
+    /// Resolves, inspects and checks `text` against `catalog`; the problems
+    /// as (line, path, message).
+    async fn preflight(text: &str, catalog: &FakeCatalog) -> Result<(), DirectError> {
+        let spec = Spec::parse(text, "ha.yaml").unwrap();
+        let mut model = crate::model::build(&spec).unwrap();
+        let resolved = resolve_images(catalog, &mut model).await?;
+        let (info, problems) = inspect_images(catalog, &spec, &mut model, &resolved).await?;
+        check(catalog, &spec, &model, &info, &problems).await
+    }
+
+    fn problems(r: Result<(), DirectError>) -> Vec<(usize, String, String)> {
+        match r {
+            Err(DirectError::Spec(SpecError::Invalid { problems, .. })) => problems
+                .into_iter()
+                .map(|p| (p.line, p.path, p.message))
+                .collect(),
+            other => panic!("expected spec problems, got {other:?}"),
+        }
+    }
+
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[tokio::test]
+    async fn a_region_that_has_everything_passes() {
+        preflight(HA, &region()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_zone_the_region_lacks_is_named_at_its_index() {
+        let mut c = region();
+        c.zones.retain(|z| z != "eu-west-1c");
+        let p = problems(preflight(HA, &c).await);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, line_of(HA, "zones: [eu-west-1a, eu-west-1b"));
+        assert_eq!(p[0].1, "spec.zones[2]");
+        assert!(
+            p[0].2.contains(
+                "eu-west-1c is not an available zone of eu-west-1 (it has eu-west-1a, eu-west-1b)"
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_machine_type_not_offered_in_a_zone_is_named_with_the_zone() {
+        let mut c = region();
+        c.offerings
+            .remove(&("m5a.large".to_string(), "eu-west-1b".to_string()));
+        let p = problems(preflight(HA, &c).await);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(
+            p[0].0,
+            line_of(HA, "instances: [m6i.large, m5.large, m5a.large]")
+        );
+        assert_eq!(p[0].1, "spec.mixedInstancesPolicy.instances[2]");
+        assert!(
+            p[0].2.contains("m5a.large is not offered in eu-west-1b"),
+            "{p:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_ami_is_named_at_each_groups_image() {
+        let mut c = region();
+        c.images.clear();
+        let p = problems(preflight(HA, &c).await);
+        // Five groups, each with the pinned AMI.
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert!(p.iter().all(|(_, path, m)| path == "spec.image"
+            && m.contains("image ami-0a1b2c3d4e5f60718 does not exist in eu-west-1")));
+        assert_eq!(p[0].0, line_of(HA, "image: ami-0a1b2c3d4e5f60718"));
+    }
+
+    #[tokio::test]
+    async fn an_image_of_another_architecture_is_named_at_the_type() {
+        let mut c = region();
+        c.architectures
+            .insert("m5a.large".into(), vec!["arm64".into()]);
+        let p = problems(preflight(HA, &c).await);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].1, "spec.mixedInstancesPolicy.instances[2]");
+        assert!(
+            p[0].2.contains(
+                "m5a.large runs arm64, but the group's image ami-0a1b2c3d4e5f60718 is x86_64"
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_dns_zone_is_its_own_error() {
+        let mut c = region();
+        c.dns_zones.clear();
+        match preflight(HA, &c).await {
+            Err(DirectError::NoDnsZone { zone }) => assert_eq!(zone, "example.com"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn lookups_resolve_to_the_catalogs_answer_or_fail_by_name() {
+        // dev.yaml uses the default Ubuntu lookup.
+        let mut c = FakeCatalog::region(&["us-east-1a"], &["t3.medium", "t3.large"], &["ami-new"]);
+        c.dns_zones.insert("example.com".into());
+        match preflight(DEV, &c).await {
+            Err(DirectError::NoImage { owner, .. }) => assert_eq!(owner, "099720109477"),
+            other => panic!("{other:?}"),
+        }
+        let spec = Spec::parse(DEV, "dev.yaml").unwrap();
+        let mut model = crate::model::build(&spec).unwrap();
+        let lookup = model.image_lookups().into_iter().next().unwrap();
+        c.lookups.insert(lookup.clone(), "ami-new".into());
+        let resolved = resolve_images(&c, &mut model).await.unwrap();
+        assert_eq!(resolved.get(&lookup).map(String::as_str), Some("ami-new"));
+        assert!(model.image_lookups().is_empty());
+        preflight(DEV, &c).await.unwrap();
+        // A saved plan's AMI that is gone since is named as the lookup's.
+        c.images.clear();
+        let (_, problems) = inspect_images(&c, &spec, &mut model, &resolved)
+            .await
+            .unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].message.contains(&format!(
+                "the image lookup {lookup} resolved to ami-new, which no longer exists"
+            )),
+            "{problems:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_root_device_comes_from_the_ami() {
+        let mut c = region();
+        if let Some(i) = c.images.get_mut(HA_AMI) {
+            i.root_device = "/dev/xvda".into();
+        }
+        let spec = Spec::parse(HA, "ha.yaml").unwrap();
+        let mut model = crate::model::build(&spec).unwrap();
+        inspect_images(&c, &spec, &mut model, &BTreeMap::new())
+            .await
+            .unwrap();
+        let devices: BTreeSet<&str> = model
+            .resources
+            .iter()
+            .filter_map(|r| match &r.props {
+                Props::LaunchTemplate { root_device, .. } => Some(root_device.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(devices, BTreeSet::from(["/dev/xvda"]));
+    }
+}

@@ -364,19 +364,10 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let s = Spec::load(&spec.file)?;
             runtime()?.block_on(async {
                 let store = state_store(&s).await;
-                let objects = store.list().await?;
-                for (k, _) in &objects {
-                    if let Some((bytes, _)) = store.get(k).await? {
-                        let path = dir.join(k);
-                        if let Some(p) = path.parent() {
-                            std::fs::create_dir_all(p)?;
-                        }
-                        std::fs::write(&path, bytes)?;
-                    }
-                }
+                let n = store.pull(&dir).await?;
                 println!(
-                    "pulled {} objects from s3://{}/{} into {}",
-                    objects.len(),
+                    "pulled {} objects from s3://{}/{} into {} (owner-only: they hold the cluster's CA keys)",
+                    n,
                     store.bucket,
                     store.prefix,
                     dir.display()

@@ -5,6 +5,7 @@
 //! and a `lock` object taken with a conditional put (If-None-Match: *) by
 //! every mutating command.
 
+pub mod pull;
 pub mod secrets;
 
 use std::time::Duration;
@@ -78,6 +79,26 @@ pub enum StateError {
         key: String,
         /// The service's message.
         message: String,
+    },
+    /// `state pull` found keys that would be written outside its directory.
+    #[error(
+        "refusing to pull s3://{bucket}: these keys would be written outside the target directory: {}",
+        keys.join(", ")
+    )]
+    UnsafeKeys {
+        /// Bucket.
+        bucket: String,
+        /// The keys.
+        keys: Vec<String>,
+    },
+    /// A local file could not be written.
+    #[error("writing {}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
     /// A stored object does not parse.
     #[error("s3://{bucket}/{key} is corrupt: {message}")]

@@ -355,3 +355,62 @@ async fn secrets_leave_no_version_behind_in_a_versioned_bucket() {
         vec![("state-serial-like".to_string(), 4)]
     );
 }
+
+/// `state pull` holds the CA keys and bootstrap token: every file 0600,
+/// every directory 0700; a key that would leave the target directory
+/// refuses the pull before anything is written.
+#[tokio::test]
+async fn pull_writes_owner_only_and_refuses_keys_that_leave_the_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(moto) = Moto::start() else { return };
+    let s = store(&moto).await;
+    clusterctl::state::secrets::ensure(&s).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pulled");
+    let n = s.pull(&out).await.unwrap();
+    let mut files = 0;
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", p.display());
+                files += 1;
+            }
+        }
+    }
+    assert_eq!(files, n);
+    assert!(out.join("pki").is_dir() && out.join("secrets").is_dir());
+
+    // A key that climbs out of the cluster's prefix.
+    let hostile = "clusters/c.example.com/../../evil";
+    moto.s3("eu-west-1")
+        .await
+        .put_object()
+        .bucket("state")
+        .key(hostile)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let listed: Vec<String> = s
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(listed.contains(&"../../evil".to_string()), "{listed:?}");
+    let second = dir.path().join("second");
+    match s.pull(&second).await {
+        Err(StateError::UnsafeKeys { keys, .. }) => assert_eq!(keys, [hostile]),
+        other => panic!("expected UnsafeKeys, got {other:?}"),
+    }
+    assert!(!second.exists());
+    assert!(!dir.path().join("evil").exists());
+}

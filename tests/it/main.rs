@@ -15,6 +15,7 @@ mod moto;
 mod neighbours;
 mod proxy;
 mod render;
+mod safety;
 mod shellcheck;
 mod state_store;
 mod support;

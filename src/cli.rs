@@ -6,9 +6,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success (for `render --check`: the output is up to date)
-  1  error: invalid spec, stale output under --check, or a failed operation
-  2  usage error (unknown flag or argument)
+  0  success (for `render --check`: the output is up to date; for
+     `plan --detailed-exitcode`: no changes)
+  1  error: invalid spec, stale output under --check, a failed or refused
+     operation (apply or destroy without --yes, a stale saved plan)
+  2  usage error (unknown flag or argument, a flag value that does not
+     parse); for `plan --detailed-exitcode`: changes present
   3  the command is not implemented yet";
 
 /// Provision Kubernetes clusters on AWS from a kops-style spec, and run the
@@ -152,8 +155,18 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
     /// Wait up to this long for the state lock (e.g. 30s, 5m) instead of failing at once.
-    #[arg(long, value_name = "DURATION")]
-    pub lock_timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Option<LockTimeout>,
+}
+
+/// A `--lock-timeout` value.
+#[derive(Debug, Clone, Copy)]
+pub struct LockTimeout(pub std::time::Duration);
+
+fn parse_lock_timeout(s: &str) -> Result<LockTimeout, String> {
+    clusterctl::spec::validate::parse_duration(s)
+        .map(|secs| LockTimeout(std::time::Duration::from_secs(secs)))
+        .ok_or_else(|| format!("{s} is not a duration such as 30s or 5m"))
 }
 
 /// `state` subcommands.
@@ -202,6 +215,37 @@ mod tests {
             Command::Validate { output, .. } => assert_eq!(output.output, Some(Format::Json)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn lock_timeout_is_a_duration() {
+        let cli = Cli::try_parse_from([
+            "clusterctl",
+            "destroy",
+            "-f",
+            "x.yaml",
+            "--yes",
+            "--lock-timeout",
+            "1m30s",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Destroy { run, .. } => {
+                assert_eq!(run.lock_timeout.map(|t| t.0.as_secs()), Some(90));
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = Cli::try_parse_from([
+            "clusterctl",
+            "destroy",
+            "-f",
+            "x.yaml",
+            "--lock-timeout",
+            "soon",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("soon is not a duration"), "{err}");
     }
 
     #[test]

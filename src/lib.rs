@@ -1,8 +1,10 @@
 //! clusterctl: provision Kubernetes clusters on AWS from a kops-style spec,
 //! and run the in-cluster components that keep them lean.
 //!
-//! Dependencies point one way: `spec` → `model` → `render` (and later
-//! `plan`/`apply` and the controllers).
+//! Dependencies point one way: `spec` → `model` → {`render`, `plan`} →
+//! {`apply`, `direct`, the controllers}. `resource` (kinds, attributes, a
+//! resource as found) is a leaf under `model`, `plan` and `cloud`, so that
+//! `cloud` never imports `plan`.
 
 pub mod addons;
 pub mod apply;
@@ -14,3 +16,4 @@ pub mod render;
 pub mod resource;
 pub mod spec;
 pub mod state;
+pub mod telemetry;

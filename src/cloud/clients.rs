@@ -69,10 +69,23 @@ impl aws_sdk_ec2::config::Intercept for AttemptCounter {
         &self,
         _context: &aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &aws_sdk_ec2::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_ec2::config::ConfigBag,
+        cfg: &mut aws_sdk_ec2::config::ConfigBag,
     ) -> Result<(), aws_sdk_ec2::error::BoxError> {
         self.attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // One event per attempt, inside the span of the apply step or
+        // discovery that made the call: `-v` shows every call, its
+        // resource and its retries.
+        let meta = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>();
+        let attempt = cfg
+            .load::<aws_smithy_runtime_api::client::retries::RequestAttempts>()
+            .map_or(1, |a| a.attempts());
+        tracing::info!(
+            service = meta.map_or("", |m| m.service()),
+            operation = meta.map_or("", |m| m.name()),
+            attempt,
+            "AWS call"
+        );
         Ok(())
     }
 }

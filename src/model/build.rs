@@ -628,7 +628,7 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
     }
 
     // State store objects.
-    let addons = super::addons::render(spec)?;
+    let addons = crate::addons::channel::render(spec)?;
     let mut objects: Vec<(String, String)> = vec![
         ("config".into(), spec.user_cluster.clone()),
         (

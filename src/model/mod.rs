@@ -2,7 +2,6 @@
 //! resources (type, label, AWS name, properties, references, tags). Every
 //! target (Terraform files, the direct AWS target) reads this one model.
 
-mod addons;
 pub mod attrs;
 mod build;
 pub mod iam;

@@ -243,7 +243,11 @@ pub async fn refresh(
     target: &Model,
     serial: u64,
 ) -> Result<(Plan, crate::cloud::IdMap), crate::cloud::CloudError> {
-    let found = cloud.discover(model).await?;
+    let found = tracing::Instrument::instrument(
+        cloud.discover(model),
+        tracing::info_span!("discover", cluster = %model.cluster_name),
+    )
+    .await?;
     let ids = crate::cloud::IdMap::of(&found.actual);
     let mut plan = diff(target, &found.actual, serial);
     plan.untouched = found.untouched;

@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod location;
 pub mod types;
 pub mod validate;
+pub mod values;
 
 use std::fmt;
 use std::path::Path;

@@ -113,8 +113,8 @@ pub enum StateError {
 }
 
 /// The short code and message of an S3 error, for reports; for an error
-/// without a service answer (no connection, no credentials), the SDK's own
-/// account of it, causes included.
+/// without a service answer (no connection, no credentials), its chain of
+/// causes, each once.
 fn describe_error<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -129,7 +129,19 @@ where
                 err.message().unwrap_or("no message")
             )
         }
-        other => aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
+        other => {
+            let mut msg = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(s) = src {
+                let part = s.to_string();
+                if !msg.contains(&part) {
+                    msg.push_str(": ");
+                    msg.push_str(&part);
+                }
+                src = s.source();
+            }
+            msg
+        }
     }
 }
 

@@ -538,7 +538,7 @@ pub(super) async fn create(
                 // A crashed run made it already: use it.
                 Err(e)
                     if aws_sdk_ec2::error::ProvideErrorMetadata::code(&e)
-                        .is_some_and(|c| c.contains("AlreadyExists")) =>
+                        == Some("InvalidLaunchTemplateName.AlreadyExistsException") =>
                 {
                     let got = cloud
                         .ec2

@@ -1,11 +1,10 @@
-//! The edge: the API load balancer (NLB, target group, listener) and its
-//! Route53 records. DNS ownership is the TXT record
+//! The edge: the API load balancer (NLB, target group, listener). Its
+//! Route53 records are [`super::dns`]'s. DNS ownership is the TXT record
 //! next to the A record, as external-dns does it.
 
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_elasticloadbalancingv2 as elb;
-use aws_sdk_route53 as r53;
 
 use super::{AwsCloud, err};
 use crate::cloud::{CloudError, IdMap};
@@ -14,31 +13,14 @@ use crate::model::{Model, Props, Resource};
 use crate::resource::attrs::{list, tags as tag_attrs};
 use crate::resource::{Actual, AttrChange, Attrs, Kind};
 
-/// The value of the TXT record that marks a DNS name as this cluster's
-/// (quoted, as Route53 returns TXT values).
-fn owner_value(cluster: &str) -> String {
-    format!("\"heritage=clusterctl,clusterctl/owner={cluster}\"")
-}
-
-fn build_err(
-    what: &str,
-    address: &str,
-    e: impl std::error::Error + Send + Sync + 'static,
-) -> CloudError {
-    CloudError::Build {
-        what: what.to_string(),
-        address: address.to_string(),
-        source: Box::new(e),
-    }
-}
-
 /// Load balancers, target groups and listeners the model names, plus any
-/// carrying this cluster's ownership tag.
+/// carrying this cluster's ownership tag; and the load balancers' DNS
+/// names, by which the records' alias targets are recognised.
 pub(super) async fn discover(
     cloud: &AwsCloud,
     model: &Model,
     by_id: &mut HashMap<String, String>,
-) -> Result<Vec<Actual>, CloudError> {
+) -> Result<(Vec<Actual>, HashMap<String, String>), CloudError> {
     let names: HashMap<(Kind, &str), String> = model
         .resources
         .iter()
@@ -226,132 +208,7 @@ pub(super) async fn discover(
                 .insert("target_group".into(), by_id.get(&tg).cloned().unwrap_or(tg));
         }
     }
-    out.extend(discover_dns(cloud, model, &lb_dns).await?);
-    Ok(out)
-}
-
-async fn zone_id(cloud: &AwsCloud, zone: &str) -> Result<Option<String>, CloudError> {
-    let z = cloud
-        .route53
-        .list_hosted_zones_by_name()
-        .dns_name(zone)
-        .send()
-        .await
-        .map_err(|e| err("ListHostedZonesByName", zone, e))?;
-    let want = format!("{}.", zone.trim_end_matches('.'));
-    Ok(z.hosted_zones()
-        .iter()
-        .find(|h| h.name() == want && !h.config().is_some_and(|c| c.private_zone()))
-        .map(|h| h.id().to_string()))
-}
-
-async fn discover_dns(
-    cloud: &AwsCloud,
-    model: &Model,
-    lb_dns: &HashMap<String, String>,
-) -> Result<Vec<Actual>, CloudError> {
-    let mut out = Vec::new();
-    let records: Vec<&Resource> = model
-        .resources
-        .iter()
-        .filter(|r| r.id.kind == Kind::DnsRecord)
-        .collect();
-    let mut zones: Vec<&str> = records
-        .iter()
-        .filter_map(|r| {
-            if let Props::DnsRecord { zone_name, .. } = &r.props {
-                Some(zone_name.as_str())
-            } else {
-                None
-            }
-        })
-        .collect();
-    zones.sort();
-    zones.dedup();
-    let owner_value = owner_value(&cloud.cluster);
-    for zone in zones {
-        let Some(zid) = zone_id(cloud, zone).await? else {
-            continue;
-        };
-        let mut sets = Vec::new();
-        let mut start: Option<(String, r53::types::RrType)> = None;
-        loop {
-            let mut req = cloud
-                .route53
-                .list_resource_record_sets()
-                .hosted_zone_id(&zid);
-            if let Some((n, t)) = &start {
-                req = req.start_record_name(n).start_record_type(t.clone());
-            }
-            let page = req
-                .send()
-                .await
-                .map_err(|e| err("ListResourceRecordSets", zone, e))?;
-            sets.extend(page.resource_record_sets().iter().cloned());
-            match (
-                page.is_truncated(),
-                page.next_record_name(),
-                page.next_record_type(),
-            ) {
-                (true, Some(n), Some(t)) => start = Some((n.to_string(), t.clone())),
-                _ => break,
-            }
-        }
-        let owned_names: Vec<String> = sets
-            .iter()
-            .filter(|s| {
-                s.r#type() == &r53::types::RrType::Txt
-                    && s.resource_records()
-                        .iter()
-                        .any(|r| r.value() == owner_value)
-            })
-            .map(|s| s.name().trim_end_matches('.').to_string())
-            .collect();
-        for s in &sets {
-            let name = s.name().trim_end_matches('.').to_string();
-            if !owned_names.contains(&name)
-                || !matches!(s.r#type(), r53::types::RrType::A | r53::types::RrType::Txt)
-            {
-                continue;
-            }
-            let ty = s.r#type().as_str().to_string();
-            let model_r = records.iter().find(|r| matches!(&r.props, Props::DnsRecord { record_name, record_type, .. } if *record_name == name && *record_type == ty));
-            let address = model_r.map(|r| r.id.address()).unwrap_or_else(|| {
-                format!(
-                    "aws_route53_record.{}-{}",
-                    tf_label(&name),
-                    ty.to_lowercase()
-                )
-            });
-            let mut a = Attrs::new();
-            a.insert("zone".into(), zone.into());
-            a.insert("name".into(), name.clone());
-            a.insert("type".into(), ty.clone());
-            if let Some(al) = s.alias_target() {
-                let dns = al.dns_name().trim_end_matches('.').to_lowercase();
-                a.insert("alias".into(), lb_dns.get(&dns).cloned().unwrap_or(dns));
-            }
-            if ty == "TXT" {
-                a.insert(
-                    "records".into(),
-                    list(
-                        s.resource_records()
-                            .iter()
-                            .map(|r| r.value().trim_matches('"').to_string()),
-                    ),
-                );
-            }
-            out.push(Actual {
-                address,
-                kind: Kind::DnsRecord,
-                name: name.clone(),
-                id: format!("{zid}|{name}|{ty}"),
-                attrs: a,
-                owned: true,
-            });
-        }
-    }
-    Ok(out)
+    Ok((out, lb_dns))
 }
 
 fn elb_tags(r: &Resource) -> Vec<elb::types::Tag> {
@@ -359,101 +216,6 @@ fn elb_tags(r: &Resource) -> Vec<elb::types::Tag> {
         .iter()
         .map(|(k, v)| elb::types::Tag::builder().key(k).value(v).build())
         .collect()
-}
-
-async fn record_set(
-    cloud: &AwsCloud,
-    r: &Resource,
-    ids: &IdMap,
-) -> Result<(String, r53::types::ResourceRecordSet), CloudError> {
-    let a = r.id.address();
-    let Props::DnsRecord {
-        zone_name,
-        record_name,
-        record_type,
-        alias,
-        values,
-        ..
-    } = &r.props
-    else {
-        return Err(CloudError::WrongArea(r.id.kind));
-    };
-    let zid = zone_id(cloud, zone_name)
-        .await?
-        .ok_or_else(|| CloudError::NoZone {
-            address: a.clone(),
-            zone: zone_name.clone(),
-        })?;
-    let mut set = r53::types::ResourceRecordSet::builder()
-        .name(record_name)
-        .r#type(r53::types::RrType::from(record_type.as_str()));
-    if let Some(lb) = alias {
-        let arn = ids.resolve(&a, lb)?;
-        let d = cloud
-            .elb
-            .describe_load_balancers()
-            .load_balancer_arns(&arn)
-            .send()
-            .await
-            .map_err(|e| err("DescribeLoadBalancers", &a, e))?;
-        let l = d
-            .load_balancers()
-            .first()
-            .ok_or_else(|| CloudError::Unresolved {
-                address: a.clone(),
-                missing: lb.address(),
-            })?;
-        set = set.alias_target(
-            r53::types::AliasTarget::builder()
-                .dns_name(l.dns_name().unwrap_or_default())
-                .hosted_zone_id(l.canonical_hosted_zone_id().unwrap_or_default())
-                .evaluate_target_health(false)
-                .build()
-                .map_err(|e| build_err("AliasTarget", &a, e))?,
-        );
-    } else {
-        set = set.ttl(300);
-        for v in values {
-            set = set.resource_records(
-                r53::types::ResourceRecord::builder()
-                    .value(format!("\"{v}\""))
-                    .build()
-                    .map_err(|e| build_err("ResourceRecord", &a, e))?,
-            );
-        }
-    }
-    Ok((
-        zid,
-        set.build()
-            .map_err(|e| build_err("ResourceRecordSet", &a, e))?,
-    ))
-}
-
-async fn change(
-    cloud: &AwsCloud,
-    address: &str,
-    zid: &str,
-    action: r53::types::ChangeAction,
-    set: r53::types::ResourceRecordSet,
-) -> Result<(), CloudError> {
-    let change = r53::types::Change::builder()
-        .action(action)
-        .resource_record_set(set)
-        .build()
-        .map_err(|e| build_err("Change", address, e))?;
-    let batch = r53::types::ChangeBatch::builder()
-        .changes(change)
-        .build()
-        .map_err(|e| build_err("ChangeBatch", address, e))?;
-    cloud
-        .route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zid)
-        .change_batch(batch)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| err("ChangeResourceRecordSets", address, e))
 }
 
 /// Creates an edge resource, reusing one a crashed run made.
@@ -581,15 +343,6 @@ pub(super) async fn create(
                 .unwrap_or_default()
                 .to_string())
         }
-        Props::DnsRecord {
-            record_name,
-            record_type,
-            ..
-        } => {
-            let (zid, set) = record_set(cloud, r, ids).await?;
-            change(cloud, &a, &zid, r53::types::ChangeAction::Upsert, set).await?;
-            Ok(format!("{zid}|{record_name}|{record_type}"))
-        }
         other => Err(CloudError::WrongArea(other.kind())),
     }
 }
@@ -604,7 +357,6 @@ pub(super) async fn update(
 ) -> Result<(), CloudError> {
     let a = r.id.address();
     match &r.props {
-        Props::DnsRecord { .. } => create(cloud, r, ids).await.map(|_| ()),
         Props::LoadBalancer { subnets, .. } if changes.iter().any(|c| c.attr == "subnets") => {
             match subnets
                 .iter()
@@ -723,82 +475,20 @@ pub(super) async fn delete(
             .await
             .map(|_| ())
             .map_err(|e| err("DeleteLoadBalancer", address, e)),
-        Kind::DnsRecord => {
-            let mut parts = id.splitn(3, '|');
-            let (zid, name, ty) = (
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-            );
-            // DELETE needs the record exactly as it is.
-            let found = cloud
-                .route53
-                .list_resource_record_sets()
-                .hosted_zone_id(zid)
-                .start_record_name(name)
-                .start_record_type(r53::types::RrType::from(ty))
-                .max_items(1)
-                .send()
-                .await;
-            match found {
-                Ok(f) => {
-                    match f.resource_record_sets().iter().find(|s| {
-                        s.name().trim_end_matches('.') == name && s.r#type().as_str() == ty
-                    }) {
-                        Some(set) => {
-                            change(
-                                cloud,
-                                address,
-                                zid,
-                                r53::types::ChangeAction::Delete,
-                                set.clone(),
-                            )
-                            .await
-                        }
-                        None => Ok(()),
-                    }
-                }
-                Err(e) => Err(err("ListResourceRecordSets", address, e)),
-            }
-        }
         other => Err(CloudError::WrongArea(other)),
     }
 }
 
 /// The ownership check before a delete: the load balancer's or target
-/// group's tags (a listener's: its load balancer's), or, for a DNS record,
-/// the TXT record that names this cluster as its owner.
+/// group's tags (a listener's: its load balancer's).
 pub(super) async fn ensure_owned(
     cloud: &AwsCloud,
     kind: Kind,
     address: &str,
     id: &str,
 ) -> Result<(), CloudError> {
-    let owned = match kind {
-        Kind::DnsRecord => {
-            let mut parts = id.splitn(3, '|');
-            let (zid, name) = (
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-            );
-            let found = cloud
-                .route53
-                .list_resource_record_sets()
-                .hosted_zone_id(zid)
-                .start_record_name(name)
-                .start_record_type(r53::types::RrType::Txt)
-                .max_items(1)
-                .send()
-                .await
-                .map_err(|e| err("ListResourceRecordSets", address, e))?;
-            let owner = owner_value(&cloud.cluster);
-            found.resource_record_sets().iter().any(|s| {
-                s.name().trim_end_matches('.') == name
-                    && s.r#type() == &r53::types::RrType::Txt
-                    && s.resource_records().iter().any(|r| r.value() == owner)
-            })
-        }
-        _ => {
+    let owned = {
+        {
             let arn = if kind == Kind::Listener {
                 let l = cloud
                     .elb

@@ -9,7 +9,8 @@
 //! | [`iam`]      | roles, inline policies, instance profiles |
 //! | [`objects`]  | the state store's managed objects |
 //! | [`compute`]  | launch templates, Auto Scaling groups |
-//! | [`edge`]     | load balancer, target group, listener, Route53 records |
+//! | [`edge`]     | load balancer, target group, listener |
+//! | [`dns`]      | Route53 records (with their TXT ownership records) |
 //!
 //! plus [`catalog`] (what the preflight asks of AWS) and [`untouched`]
 //! (what sits in the cluster's VPC without its ownership tag).
@@ -26,6 +27,7 @@
 
 mod catalog;
 mod compute;
+mod dns;
 mod edge;
 mod iam;
 mod network;
@@ -240,9 +242,10 @@ impl AwsCloud {
                 self.refuse_unless(owned, kind, address, id)
             }
             Kind::AutoscalingGroup => compute::ensure_asg_owned(self, address, id).await,
-            Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener | Kind::DnsRecord => {
+            Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => {
                 edge::ensure_owned(self, kind, address, id).await
             }
+            Kind::DnsRecord => dns::ensure_owned(self, address, id).await,
         }
     }
 
@@ -302,7 +305,9 @@ impl Cloud for AwsCloud {
         out.extend(iam::discover(self, &names, &mut by_id).await?);
         out.extend(objects::discover(self, model).await?);
         out.extend(compute::discover_lts(self, &mut by_id).await?);
-        out.extend(edge::discover(self, model, &mut by_id).await?);
+        let (lbs, lb_dns) = edge::discover(self, model, &mut by_id).await?;
+        out.extend(lbs);
+        out.extend(dns::discover_dns(self, model, &lb_dns).await?);
         out.extend(compute::discover_asgs(self, &by_id).await?);
         let untouched = untouched::report(self, &scan, &out).await?;
         Ok(Discovery {
@@ -333,9 +338,10 @@ impl Cloud for AwsCloud {
                 Kind::LaunchTemplate | Kind::AutoscalingGroup => {
                     compute::create(self, r, ids).await
                 }
-                Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener | Kind::DnsRecord => {
+                Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => {
                     edge::create(self, r, ids).await
                 }
+                Kind::DnsRecord => dns::upsert(self, r, ids).await,
             }
         }
         .instrument(span)
@@ -372,9 +378,10 @@ impl Cloud for AwsCloud {
                 Kind::LaunchTemplate | Kind::AutoscalingGroup => {
                     compute::update(self, r, actual_id, changes, ids).await
                 }
-                Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener | Kind::DnsRecord => {
+                Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => {
                     edge::update(self, r, actual_id, changes, ids).await
                 }
+                Kind::DnsRecord => dns::upsert(self, r, ids).await.map(|_| ()),
             }
         }
         .instrument(span)
@@ -404,9 +411,10 @@ impl Cloud for AwsCloud {
                 Kind::LaunchTemplate | Kind::AutoscalingGroup => {
                     compute::delete(self, kind, address, id).await
                 }
-                Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener | Kind::DnsRecord => {
+                Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => {
                     edge::delete(self, kind, address, id).await
                 }
+                Kind::DnsRecord => dns::delete(self, address, id).await,
             }
         }
         .instrument(span)

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tera::{Context, Tera};
 
-use crate::addons::{AddonError, Catalogue};
+use super::{AddonError, Catalogue};
 use crate::spec::{ComponentsSpec, Spec};
 
 /// One entry of the rendered channel (kops `spec.addons[]`).

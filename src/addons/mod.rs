@@ -1,6 +1,8 @@
-//! The addon catalogue: the manifests in `addons/` (embedded in the binary)
-//! and the source channel `addons/bootstrap-channel.yaml` that lists them.
-//! Rendering them for a cluster is `render::addons`' job.
+//! Addons: the catalogue (the manifests in `addons/`, embedded in the
+//! binary, and the source channel `addons/bootstrap-channel.yaml` that
+//! lists them) here, and rendering them for one cluster in [`channel`].
+
+pub mod channel;
 
 use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,60 @@
+//! Logging set-up shared by the commands and the in-cluster controllers:
+//! `tracing` to stderr, human-readable on a terminal and one JSON object
+//! per line otherwise (or when asked, as `-o json` does), filtered by
+//! verbosity unless `RUST_LOG` says otherwise.
+
+use std::io::IsTerminal;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal, text when it is.
+    Auto,
+    /// Always one JSON object per line.
+    Json,
+}
+
+/// The filter for a verbosity count: warnings by default; `-v` adds
+/// clusterctl's spans and events (an apply step, each cloud call and its
+/// attempts), `-vv` debug, `-vvv` trace.
+pub fn filter_for(verbose: u8) -> &'static str {
+    match verbose {
+        0 => "warn",
+        1 => "warn,clusterctl=info",
+        2 => "info,clusterctl=debug",
+        _ => "trace",
+    }
+}
+
+/// Installs the global subscriber (once; later calls do nothing).
+pub fn init(verbose: u8, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_for(verbose)));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = format == LogFormat::Json || !std::io::stderr().is_terminal();
+    let _ = if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbosity_widens_the_filter() {
+        for v in 0..4 {
+            assert!(tracing_subscriber::EnvFilter::try_new(filter_for(v)).is_ok());
+        }
+        assert!(filter_for(1).contains("clusterctl=info"));
+        assert_eq!(filter_for(0), "warn");
+    }
+}

@@ -323,3 +323,51 @@ pub trait Catalog: Send + Sync {
     /// A public hosted zone of this name exists in the account.
     async fn public_zone_exists(&self, zone: &str) -> Result<bool, CloudError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::error::{ErrorMetadata, SdkError};
+    use aws_sdk_ec2::operation::describe_vpcs::DescribeVpcsError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+
+    fn service_error(code: &str, status: u16) -> CloudError {
+        let err = DescribeVpcsError::generic(ErrorMetadata::builder().code(code).build());
+        let raw = Response::new(
+            StatusCode::try_from(status).unwrap_or_else(|e| panic!("{e}")),
+            aws_sdk_s3::primitives::ByteStream::from_static(b"").into_inner(),
+        );
+        call_error(
+            "DescribeVpcs",
+            "aws_vpc.x",
+            SdkError::service_error(err, raw),
+        )
+    }
+
+    #[test]
+    fn throttling_timeouts_and_server_errors_are_transient() {
+        assert!(service_error("RequestLimitExceeded", 503).is_transient());
+        assert!(service_error("Throttling", 400).is_transient());
+        assert!(service_error("InternalError", 500).is_transient());
+        assert!(!service_error("InvalidVpcID.NotFound", 400).is_transient());
+        assert!(!service_error("UnauthorizedOperation", 403).is_transient());
+        let timeout: SdkError<DescribeVpcsError, aws_sdk_ec2::config::http::HttpResponse> =
+            SdkError::timeout_error("slow");
+        assert!(call_error("DescribeVpcs", "x", timeout).is_transient());
+        assert!(!CloudError::WrongArea(Kind::Vpc).is_transient());
+    }
+
+    #[test]
+    fn a_call_error_keeps_the_sdk_error_as_its_source_and_does_not_repeat_it() {
+        let e = service_error("InvalidVpcID.NotFound", 400);
+        assert_eq!(e.to_string(), "DescribeVpcs aws_vpc.x failed");
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        assert!(source.is_some());
+        assert!(!e.to_string().contains(&source.unwrap_or_default()));
+        assert!(
+            error_chain(&e).contains("InvalidVpcID.NotFound"),
+            "{}",
+            error_chain(&e)
+        );
+    }
+}

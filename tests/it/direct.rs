@@ -1,7 +1,7 @@
-//! The direct target against moto_server, for the resource types it
-//! implements so far (network layer, security groups, IAM, state objects,
-//! launch templates and Auto Scaling groups): apply, then plan
-//! shows no changes; a second apply after a partial one converges without
+//! The direct target against moto_server, for every resource type (network
+//! layer, security groups, IAM, state objects, launch templates, Auto
+//! Scaling groups, load balancer and DNS): apply, then plan shows no
+//! changes; a second apply after a partial one converges without
 //! duplicates; destroy removes only what carries the cluster tag.
 
 use std::collections::BTreeSet;
@@ -90,10 +90,11 @@ async fn network_lifecycle_against_moto() {
     let again = diff(&m, &cloud.discover(&m).await.unwrap().actual, 0);
     let discovery_calls = cloud.calls() - calls_before;
     assert!(again.is_empty(), "{}", again.render());
-    // One call per type, plus the VPC's two attributes and three per IAM role
-    // (IAM has no tag-filtered batch read; there are always two roles).
-    // Launch templates' default versions come in one more call.
-    // + load balancers, target groups and their tags, and the DNS zone.
+    // One call per type (the VPC's contents by VPC id, once for discovery
+    // and the untouched report), plus the VPC's two attributes; IAM in one
+    // GetAccountAuthorizationDetails call. Launch templates' default
+    // versions come in one more call; then load balancers, target groups
+    // and their tags, and the DNS zone.
     assert!(discovery_calls <= 30, "{discovery_calls} calls");
 
     // A second apply after all is in place changes nothing and duplicates nothing.

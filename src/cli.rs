@@ -134,6 +134,13 @@ pub enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// The cluster's secrets in the state store (CAs, service-account key,
+    /// bootstrap token), for the Terraform path: `create` before `terraform
+    /// apply`, `delete` after `terraform destroy`.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Remove a state lock left by a run that died (give the lock's ID).
     ForceUnlock {
         /// The lock ID, as printed by the command that found the state locked.
@@ -186,6 +193,30 @@ pub enum StateCommand {
         /// Directory to write into.
         #[arg(short = 'd', long = "dir", value_name = "DIR", default_value = "state")]
         dir: PathBuf,
+    },
+}
+
+/// `secrets` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Write whatever of the cluster's secrets is missing (never replaces
+    /// one); refused for a cluster whose instances run without them.
+    Create {
+        #[command(flatten)]
+        spec: SpecArg,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Remove the secrets, the init claim and the etcd backups, once the
+    /// cluster's resources are gone; refused while any remain.
+    Delete {
+        #[command(flatten)]
+        spec: SpecArg,
+        /// Delete without asking (required).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
 }
 

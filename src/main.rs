@@ -12,7 +12,7 @@ use clap::{CommandFactory, Parser};
 use clusterctl::direct::Operation;
 use clusterctl::spec::SpecError;
 
-use cli::{Cli, Command, Format, StateCommand};
+use cli::{Cli, Command, Format, SecretsCommand, StateCommand};
 use commands::{AppError, Report};
 
 fn main() -> ExitCode {
@@ -154,6 +154,12 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
             command: StateCommand::Pull { spec, dir },
         } => commands::state::pull(&spec.file, &dir)?,
         Command::ForceUnlock { id, spec } => commands::state::force_unlock(&spec.file, &id)?,
+        Command::Secrets {
+            command: SecretsCommand::Create { spec, run },
+        } => commands::secrets::create(&spec.file, &run)?,
+        Command::Secrets {
+            command: SecretsCommand::Delete { spec, yes, run },
+        } => commands::secrets::delete(&spec.file, yes, &run)?,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

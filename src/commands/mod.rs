@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod plan;
 pub mod render;
+pub mod secrets;
 pub mod state;
 pub mod validate;
 

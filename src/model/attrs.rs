@@ -2,6 +2,10 @@
 //! form of [`crate::resource::attrs`].
 
 use super::{Image, Props, Resource};
+
+/// Seconds an instance has to become healthy behind the load balancer:
+/// packages, images and `kubeadm init` take several minutes.
+pub const ELB_HEALTH_CHECK_GRACE: i32 = 900;
 use crate::resource::attrs::{Attrs, canonical_json, digest, list, set, tags};
 
 /// The attributes the model wants for a resource.
@@ -147,9 +151,15 @@ pub fn desired(r: &Resource) -> Attrs {
             max_size,
             target_groups,
             mixed_instances,
+            elb_health_check,
             ..
         } => {
             set(&mut a, "name", &r.name);
+            // Only where it differs from AWS's default (EC2 checks).
+            if *elb_health_check {
+                set(&mut a, "health_check_type", "ELB");
+                set(&mut a, "health_check_grace_period", ELB_HEALTH_CHECK_GRACE);
+            }
             set(&mut a, "launch_template", launch_template.address());
             set(&mut a, "subnets", list(subnets.iter().map(|s| s.address())));
             set(&mut a, "min_size", min_size);
@@ -180,11 +190,20 @@ pub fn desired(r: &Resource) -> Attrs {
             set(&mut a, "internal", internal);
             set(&mut a, "subnets", list(subnets.iter().map(|s| s.address())));
         }
-        Props::TargetGroup { vpc, port } => {
+        Props::TargetGroup {
+            vpc,
+            port,
+            preserve_client_ip,
+        } => {
             set(&mut a, "name", &r.name);
             set(&mut a, "vpc", vpc.address());
             set(&mut a, "port", port);
             set(&mut a, "protocol", "TCP");
+            // Compared only where it differs from AWS's default, so that
+            // discovery reads the attributes of that target group alone.
+            if !preserve_client_ip {
+                set(&mut a, "preserve_client_ip", "false");
+            }
         }
         Props::Listener {
             load_balancer,

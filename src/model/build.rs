@@ -434,6 +434,7 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         Props::TargetGroup {
             vpc: vpc.clone(),
             port: api_port,
+            preserve_client_ip: true,
         },
     );
     b.add_labelled(
@@ -447,38 +448,93 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
             target_group: tg.clone(),
         },
     );
+    // The internal endpoint every instance uses (kops' api.internal):
+    // reached inside the VPC, whatever kubernetesApiAccess allows, in the
+    // instances' own subnets.
+    let internal_subnets: Vec<Ref> = s
+        .zones
+        .iter()
+        .filter_map(|z| {
+            subnets
+                .iter()
+                .find(|(_, sz, k)| {
+                    sz == z
+                        && *k
+                            == match topology {
+                                Topology::Public => SubnetType::Public,
+                                Topology::Private => SubnetType::Private,
+                            }
+                })
+                .map(|(r, _, _)| r.clone())
+        })
+        .collect();
+    let internal_lb = b.add_labelled(
+        &format!("api-internal-{cl}"),
+        &limit_alnum(&format!("api-internal-{cluster}"), 32),
+        true,
+        BTreeMap::new(),
+        Props::LoadBalancer {
+            internal: true,
+            subnets: internal_subnets,
+        },
+    );
+    let internal_tg = b.add_labelled(
+        &format!("tcp-internal-{cl}"),
+        &limit_alnum(&format!("tcp-internal-{cluster}"), 32),
+        true,
+        BTreeMap::new(),
+        Props::TargetGroup {
+            vpc: vpc.clone(),
+            port: api_port,
+            preserve_client_ip: false,
+        },
+    );
+    b.add_labelled(
+        &format!("api-internal-{cl}-{api_port}"),
+        &format!("api-internal-{cluster}-{api_port}"),
+        true,
+        BTreeMap::new(),
+        Props::Listener {
+            load_balancer: internal_lb.clone(),
+            port: api_port,
+            target_group: internal_tg.clone(),
+        },
+    );
     let public_name = api
         .public_name
         .clone()
         .unwrap_or_else(|| format!("api.{cluster}"));
+    let internal_name = naming::api_internal_name(cluster);
     let zone_label = tf_label(&s.dns_zone);
-    b.add(
-        &public_name,
-        false,
-        BTreeMap::new(),
-        Props::DnsRecord {
-            zone_name: s.dns_zone.clone(),
-            zone_label: zone_label.clone(),
-            record_name: public_name.clone(),
-            record_type: "A".into(),
-            alias: Some(lb),
-            values: vec![],
-        },
-    );
-    b.add_labelled(
-        &format!("{}-txt", tf_label(&public_name)),
-        &public_name,
-        false,
-        BTreeMap::new(),
-        Props::DnsRecord {
-            zone_name: s.dns_zone.clone(),
-            zone_label,
-            record_name: public_name.clone(),
-            record_type: "TXT".into(),
-            alias: None,
-            values: vec![format!("heritage=clusterctl,clusterctl/owner={cluster}")],
-        },
-    );
+    for (name, target) in [(&public_name, lb), (&internal_name, internal_lb)] {
+        b.add(
+            name,
+            false,
+            BTreeMap::new(),
+            Props::DnsRecord {
+                zone_name: s.dns_zone.clone(),
+                zone_label: zone_label.clone(),
+                record_name: name.clone(),
+                record_type: "A".into(),
+                alias: Some(target),
+                values: vec![],
+            },
+        );
+        b.add_labelled(
+            &format!("{}-txt", tf_label(name)),
+            name,
+            false,
+            BTreeMap::new(),
+            Props::DnsRecord {
+                zone_name: s.dns_zone.clone(),
+                zone_label: zone_label.clone(),
+                record_name: name.clone(),
+                record_type: "TXT".into(),
+                alias: None,
+                values: vec![format!("heritage=clusterctl,clusterctl/owner={cluster}")],
+            },
+        );
+    }
 
     // Compute: one launch template per group, one ASG per group and zone.
     for g in &spec.groups {
@@ -503,8 +559,11 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         let user_data = nodeup::render(
             spec,
             g,
-            &public_name,
-            api_port,
+            &nodeup::Endpoints {
+                public: &public_name,
+                internal: &internal_name,
+                port: api_port,
+            },
             &state_bucket,
             &state_prefix,
         )
@@ -530,7 +589,7 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
                 root_device: "/dev/sda1".into(),
                 root_volume_size: gs.root_volume_size.unwrap_or(64),
                 root_volume_type: gs.root_volume_type.clone().unwrap_or_else(|| "gp3".into()),
-                metadata_hop_limit: if gs.role == Role::ControlPlane { 2 } else { 1 },
+                metadata_hop_limit: 1,
                 spot_max_price: if mixed.is_none() {
                     gs.max_price.clone()
                 } else {
@@ -617,10 +676,11 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
                     min_size: split(gs.min_size, zones.len(), i),
                     max_size: split(gs.max_size, zones.len(), i),
                     target_groups: if gs.role == Role::ControlPlane {
-                        vec![tg.clone()]
+                        vec![tg.clone(), internal_tg.clone()]
                     } else {
                         vec![]
                     },
+                    elb_health_check: gs.role == Role::ControlPlane,
                     mixed_instances: mixed.clone(),
                 },
             });

@@ -27,13 +27,9 @@ pub fn assume_role_ec2() -> String {
 pub fn node(bucket: &str, prefix: &str) -> String {
     pretty(json!({
         "Version": "2012-10-17",
+        // A worker reads the CA and the token at boot, and nothing else:
+        // its kubelet runs without a cloud provider (no EC2 calls).
         "Statement": [
-            {
-                "Sid": "DescribeForKubelet",
-                "Effect": "Allow",
-                "Action": ["ec2:DescribeInstances", "ec2:DescribeRegions"],
-                "Resource": "*"
-            },
             {
                 "Sid": "ReadBootstrapMaterial",
                 "Effect": "Allow",
@@ -51,15 +47,14 @@ pub fn node(bucket: &str, prefix: &str) -> String {
 /// it is enabled (it runs on the control plane).
 pub fn control_plane(cluster: &str, bucket: &str, prefix: &str, autoscaler: bool) -> String {
     let mut statements = vec![
+        // The bootstrap script: whether an init claim's instance still
+        // runs, and the live control planes' addresses (etcd members).
+        // Nothing else on the instance calls EC2 or ELB yet; the cloud
+        // controller manager will bring its own permissions.
         json!({
-            "Sid": "DescribeForControlPlane",
+            "Sid": "DescribeInstancesForBootstrap",
             "Effect": "Allow",
-            "Action": [
-                "ec2:DescribeInstances", "ec2:DescribeRegions", "ec2:DescribeRouteTables",
-                "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVolumes",
-                "ec2:DescribeVpcs", "elasticloadbalancing:DescribeLoadBalancers",
-                "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"
-            ],
+            "Action": ["ec2:DescribeInstances"],
             "Resource": "*"
         }),
         json!({
@@ -76,10 +71,13 @@ pub fn control_plane(cluster: &str, bucket: &str, prefix: &str, autoscaler: bool
             "Resource": format!("arn:aws:s3:::{bucket}/{prefix}/*")
         }),
         json!({
-            "Sid": "WriteInitMarker",
+            "Sid": "WriteInitClaimAndEtcdBackups",
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
-            "Resource": format!("arn:aws:s3:::{bucket}/{prefix}/cluster-initialized")
+            "Resource": [
+                format!("arn:aws:s3:::{bucket}/{prefix}/cluster-initialized"),
+                format!("arn:aws:s3:::{bucket}/{prefix}/backups/etcd/*")
+            ]
         }),
     ];
     if autoscaler {
@@ -100,7 +98,12 @@ pub fn control_plane(cluster: &str, bucket: &str, prefix: &str, autoscaler: bool
                 "autoscaling:DetachInstances"
             ],
             "Resource": "*",
-            "Condition": { "StringEquals": { "autoscaling:ResourceTag/KubernetesCluster": cluster } }
+            // Only the groups the node autoscaler manages: the control-plane
+            // groups carry the cluster tag too, but not this one.
+            "Condition": { "StringEquals": {
+                "autoscaling:ResourceTag/KubernetesCluster": cluster,
+                (format!("autoscaling:ResourceTag/{}", super::naming::TAG_AUTOSCALER_ENABLED)): "true"
+            } }
         }));
     }
     pretty(json!({ "Version": "2012-10-17", "Statement": statements }))

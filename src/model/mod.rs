@@ -224,9 +224,8 @@ pub enum Props {
         root_volume_size: u32,
         /// Root volume type.
         root_volume_type: String,
-        /// IMDSv2 hop limit: 2 on the control plane, where the node
-        /// autoscaler's pods use the instance role; 1 on nodes, so that
-        /// workload pods cannot reach instance credentials.
+        /// IMDSv2 hop limit: 1 on every instance, so that no pod outside
+        /// the host network reaches the instance role's credentials.
         metadata_hop_limit: u8,
         /// Spot price for a plain spot group (no mixed policy).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,6 +252,9 @@ pub enum Props {
         max_size: u32,
         /// API target groups (control plane).
         target_groups: Vec<Ref>,
+        /// Replace instances the load balancer finds unhealthy, not only
+        /// those EC2 does (control planes: a broken API gets replaced).
+        elb_health_check: bool,
         /// Spot/mixed instances.
         #[serde(skip_serializing_if = "Option::is_none")]
         mixed_instances: Option<MixedInstances>,
@@ -270,6 +272,10 @@ pub enum Props {
         vpc: Ref,
         /// Port.
         port: u16,
+        /// Targets see the client's address (AWS's default for instance
+        /// targets). Off for the internal endpoint: with it on, a control
+        /// plane cannot reach itself through the load balancer (hairpin).
+        preserve_client_ip: bool,
     },
     /// `aws_lb_listener`
     Listener {

@@ -12,6 +12,11 @@ pub const TAG_CLUSTER: &str = "KubernetesCluster";
 pub const TAG_INSTANCE_GROUP: &str = "clusterctl.io/instancegroup";
 /// Tag carrying the instance role.
 pub const TAG_ROLE: &str = "clusterctl.io/role";
+
+/// The internal API name every instance uses (kops' `api.internal.<cluster>`).
+pub fn api_internal_name(cluster: &str) -> String {
+    format!("api.internal.{cluster}")
+}
 /// Prefix of the cluster-autoscaler node-template label tags.
 pub const TAG_NODE_TEMPLATE_LABEL: &str = "k8s.io/cluster-autoscaler/node-template/label/";
 /// Prefix of the cluster-autoscaler node-template taint tags.

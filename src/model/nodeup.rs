@@ -31,12 +31,26 @@ static NODEUP: LazyLock<Result<Tera, String>> = LazyLock::new(|| {
     Ok(tera)
 });
 
+/// The API endpoints an instance knows.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints<'a> {
+    /// The public name (in the certificate; for people).
+    pub public: &'a str,
+    /// The internal name every instance uses.
+    pub internal: &'a str,
+    /// The port.
+    pub port: u16,
+}
+
+/// The taint kubeadm gives control planes by default; kept on every
+/// control plane, so ordinary pods never run next to the CA keys.
+const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane:NoSchedule";
+
 /// Renders the user data of one instance group.
 pub fn render(
     spec: &Spec,
     g: &InstanceGroup,
-    api_name: &str,
-    api_port: u16,
+    api: &Endpoints<'_>,
     bucket: &str,
     prefix: &str,
 ) -> tera::Result<String> {
@@ -51,22 +65,32 @@ pub fn render(
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     labels.push(format!("clusterctl.io/instancegroup={}", g.metadata.name));
-    let taints: Vec<_> = g
+    let control_plane = g.spec.role == Role::ControlPlane;
+    let mut taints: Vec<_> = g
         .spec
         .taints
         .iter()
         .filter_map(|t| parse_taint(t).ok())
         .collect();
+    if control_plane
+        && !taints
+            .iter()
+            .any(|t| t.key == "node-role.kubernetes.io/control-plane")
+    {
+        taints.extend(parse_taint(CONTROL_PLANE_TAINT).ok());
+    }
     let mut ctx = Context::new();
     ctx.insert("cluster_name", &c.metadata.name);
     ctx.insert("instance_group", &g.metadata.name);
-    ctx.insert("control_plane", &(g.spec.role == Role::ControlPlane));
+    ctx.insert("control_plane", &control_plane);
     ctx.insert("kubernetes_version", version);
     ctx.insert("kubernetes_minor", &minor);
     ctx.insert("region", &c.spec.region);
-    ctx.insert("state_store", &format!("s3://{bucket}/{prefix}"));
-    ctx.insert("api_name", api_name);
-    ctx.insert("api_port", &api_port);
+    ctx.insert("state_bucket", bucket);
+    ctx.insert("state_prefix", prefix);
+    ctx.insert("api_name", api.public);
+    ctx.insert("api_internal_name", api.internal);
+    ctx.insert("api_port", &api.port);
     ctx.insert("node_labels", &labels.join(","));
     ctx.insert("taints", &taints);
     ctx.insert("network_cidr", &c.spec.network_cidr);

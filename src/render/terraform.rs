@@ -141,6 +141,14 @@ pub fn render(model: &Model) -> Result<BTreeMap<String, String>, RenderError> {
     }
     let mut ctx = Context::new();
     ctx.insert("cluster_name", &model.cluster_name);
+    ctx.insert(
+        "elb_health_check_grace",
+        &crate::model::attrs::ELB_HEALTH_CHECK_GRACE,
+    );
+    ctx.insert(
+        "state_store",
+        &format!("s3://{}/{}", model.state_bucket, model.state_prefix),
+    );
     ctx.insert("region", &model.region);
     ctx.insert("zones", &model.zones);
     ctx.insert("r", &by_kind);
@@ -167,6 +175,13 @@ pub fn render(model: &Model) -> Result<BTreeMap<String, String>, RenderError> {
             formatted,
         );
     }
+    let readme = tera
+        .render("README.md.tera", &ctx)
+        .map_err(|source| RenderError::Template {
+            template: "README.md.tera".into(),
+            source,
+        })?;
+    out.insert("terraform/README.md".into(), readme);
     Ok(out)
 }
 

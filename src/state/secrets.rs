@@ -124,6 +124,26 @@ async fn ensure_object(
     }
 }
 
+/// Every object [`ensure`] makes.
+pub fn names() -> Vec<String> {
+    let mut all: Vec<String> = CAS
+        .iter()
+        .flat_map(|(base, _)| [format!("{base}.key"), format!("{base}.crt")])
+        .collect();
+    all.extend([SA_KEY, SA_PUB, BOOTSTRAP_TOKEN].map(str::to_string));
+    all
+}
+
+/// The secrets that are not in the store.
+pub async fn missing(store: &StateStore) -> Result<Vec<String>, StateError> {
+    let present: std::collections::BTreeSet<String> =
+        store.list().await?.into_iter().map(|(k, _)| k).collect();
+    Ok(names()
+        .into_iter()
+        .filter(|n| !present.contains(n))
+        .collect())
+}
+
 /// Makes whatever of the cluster's secrets is missing; returns the names
 /// written (empty when all exist).
 pub async fn ensure(store: &StateStore) -> Result<Vec<String>, StateError> {

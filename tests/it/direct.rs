@@ -513,8 +513,10 @@ async fn large_example_converges_and_discovery_does_not_grow_with_groups() {
     let again = diff(&m, &cloud.discover(&m).await.unwrap().actual, 0);
     let calls = cloud.calls() - before;
     assert!(again.is_empty(), "{}", again.render());
-    // 43 groups, 120 ASGs, 43 launch templates: the same ≤ 30 calls as ha.yaml.
-    assert!(calls <= 30, "{calls} discovery calls for large.yaml");
+    // 43 groups, 120 ASGs, 43 launch templates: the same calls as ha.yaml,
+    // plus a second page of ASGs. (31 since the internal API endpoint:
+    // its load balancer's listeners and its target group's attributes.)
+    assert!(calls <= 31, "{calls} discovery calls for large.yaml");
 }
 
 #[tokio::test]

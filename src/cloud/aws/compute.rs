@@ -314,6 +314,8 @@ pub(super) async fn discover_asgs(
                     .values(cluster)
                     .build(),
             )
+            // The largest page AWS allows (the default is 50).
+            .max_records(100)
             .set_next_token(token.clone())
             .send()
             .await
@@ -335,6 +337,13 @@ pub(super) async fn discover_asgs(
             a.insert("name".into(), name.into());
             a.insert("min_size".into(), g.min_size().unwrap_or(0).to_string());
             a.insert("max_size".into(), g.max_size().unwrap_or(0).to_string());
+            if let Some(t) = g.health_check_type().filter(|t| *t != "EC2") {
+                a.insert("health_check_type".into(), t.to_string());
+                a.insert(
+                    "health_check_grace_period".into(),
+                    g.health_check_grace_period().unwrap_or(0).to_string(),
+                );
+            }
             let subnets: Vec<String> = g
                 .vpc_zone_identifier()
                 .unwrap_or_default()
@@ -460,6 +469,59 @@ pub(crate) fn mixed_policy(r: &Resource, lt_id: &str) -> Option<asg::MixedInstan
             .instances_distribution(dist.build())
             .build(),
     )
+}
+
+/// Attaches the target groups the model adds to a group and detaches those
+/// it drops (UpdateAutoScalingGroup does not change them).
+async fn update_target_groups(
+    cloud: &AwsCloud,
+    address: &str,
+    asg: &str,
+    change: &AttrChange,
+    wanted: &[crate::model::Ref],
+    ids: &IdMap,
+) -> Result<(), CloudError> {
+    let had: Vec<&str> = change
+        .old
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let want: Vec<String> = wanted.iter().map(|r| r.address()).collect();
+    let attach = wanted
+        .iter()
+        .filter(|r| !had.contains(&r.address().as_str()))
+        .map(|r| ids.resolve(address, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    // What the group has but the model does not want: addresses of the
+    // model's target groups (resolved), or ARNs of others.
+    let detach: Vec<String> = had
+        .iter()
+        .filter(|h| !want.iter().any(|w| w == *h))
+        .map(|h| ids.get(h).unwrap_or_else(|| h.to_string()))
+        .collect();
+    if !attach.is_empty() {
+        cloud
+            .autoscaling
+            .attach_load_balancer_target_groups()
+            .auto_scaling_group_name(asg)
+            .set_target_group_arns(Some(attach))
+            .send()
+            .await
+            .map_err(|e| err("AttachLoadBalancerTargetGroups", address, e))?;
+    }
+    if !detach.is_empty() {
+        cloud
+            .autoscaling
+            .detach_load_balancer_target_groups()
+            .auto_scaling_group_name(asg)
+            .set_target_group_arns(Some(detach))
+            .send()
+            .await
+            .map_err(|e| err("DetachLoadBalancerTargetGroups", address, e))?;
+    }
+    Ok(())
 }
 
 /// Refuses unless the Auto Scaling group carries both of this cluster's
@@ -596,6 +658,15 @@ pub(super) async fn create(
             if !tgs.is_empty() {
                 req = req.set_target_group_arns(Some(tgs));
             }
+            if let Props::AutoscalingGroup {
+                elb_health_check: true,
+                ..
+            } = &r.props
+            {
+                req = req
+                    .health_check_type("ELB")
+                    .health_check_grace_period(crate::model::attrs::ELB_HEALTH_CHECK_GRACE);
+            }
             req = match mixed_policy(r, &lt_id) {
                 Some(m) => req.mixed_instances_policy(m),
                 None => req.launch_template(
@@ -684,6 +755,8 @@ pub(super) async fn update(
             subnets,
             min_size,
             max_size,
+            target_groups,
+            elb_health_check,
             ..
         } => {
             let lt_id = ids.resolve(&address, launch_template)?;
@@ -697,7 +770,14 @@ pub(super) async fn update(
                 .auto_scaling_group_name(actual_id)
                 .min_size(*min_size as i32)
                 .max_size(*max_size as i32)
-                .vpc_zone_identifier(subnet_ids.join(","));
+                .vpc_zone_identifier(subnet_ids.join(","))
+                .health_check_type(if *elb_health_check { "ELB" } else { "EC2" });
+            if *elb_health_check {
+                req = req.health_check_grace_period(crate::model::attrs::ELB_HEALTH_CHECK_GRACE);
+            }
+            if let Some(c) = changes.iter().find(|c| c.attr == "target_groups") {
+                update_target_groups(cloud, &address, actual_id, c, target_groups, ids).await?;
+            }
             req = match mixed_policy(r, &lt_id) {
                 Some(m) => req.mixed_instances_policy(m),
                 None => req.launch_template(

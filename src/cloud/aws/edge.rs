@@ -190,6 +190,21 @@ pub(super) async fn discover(
                 .map(|v| by_id.get(v).cloned().unwrap_or_else(|| v.to_string()))
                 .unwrap_or_default(),
         );
+        // Client-IP preservation is read only where the model wants it off
+        // (the internal endpoint): one call for that group alone.
+        let wants_off = model.resources.iter().any(|r| {
+            r.name == name
+                && matches!(
+                    r.props,
+                    Props::TargetGroup {
+                        preserve_client_ip: false,
+                        ..
+                    }
+                )
+        });
+        if wants_off && !preserves_client_ip(cloud, name, arn).await? {
+            a.insert("preserve_client_ip".into(), "false".into());
+        }
         tag_attrs(&mut a, "tags", &tg_tags);
         by_id.insert(arn.into(), address.clone());
         out.push(Actual {
@@ -202,7 +217,7 @@ pub(super) async fn discover(
         });
     }
     // Listener target groups were read before the groups: map them now.
-    for a in out.iter_mut().filter(|a| a.kind == "aws_lb_listener") {
+    for a in out.iter_mut().filter(|a| a.kind == Kind::Listener) {
         if let Some(tg) = a.attrs.get("target_group").cloned() {
             a.attrs
                 .insert("target_group".into(), by_id.get(&tg).cloned().unwrap_or(tg));
@@ -216,6 +231,45 @@ fn elb_tags(r: &Resource) -> Vec<elb::types::Tag> {
         .iter()
         .map(|(k, v)| elb::types::Tag::builder().key(k).value(v).build())
         .collect()
+}
+
+/// Whether a target group's targets see client addresses.
+async fn preserves_client_ip(cloud: &AwsCloud, name: &str, arn: &str) -> Result<bool, CloudError> {
+    let attrs = cloud
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map_err(|e| err("DescribeTargetGroupAttributes", name, e))?;
+    Ok(attrs
+        .attributes()
+        .iter()
+        .find(|x| x.key() == Some("preserve_client_ip.enabled"))
+        .and_then(|x| x.value())
+        .is_none_or(|v| v == "true"))
+}
+
+async fn set_preserve_client_ip(
+    cloud: &AwsCloud,
+    address: &str,
+    arn: &str,
+    on: bool,
+) -> Result<(), CloudError> {
+    cloud
+        .elb
+        .modify_target_group_attributes()
+        .target_group_arn(arn)
+        .attributes(
+            elb::types::TargetGroupAttribute::builder()
+                .key("preserve_client_ip.enabled")
+                .value(on.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| err("ModifyTargetGroupAttributes", address, e))
 }
 
 /// Creates an edge resource, reusing one a crashed run made.
@@ -266,7 +320,11 @@ pub(super) async fn create(
                 .unwrap_or_default()
                 .to_string())
         }
-        Props::TargetGroup { vpc, port } => {
+        Props::TargetGroup {
+            vpc,
+            port,
+            preserve_client_ip,
+        } => {
             if let Ok(found) = cloud
                 .elb
                 .describe_target_groups()
@@ -295,11 +353,16 @@ pub(super) async fn create(
                 .send()
                 .await
                 .map_err(|e| err("CreateTargetGroup", &a, e))?;
-            Ok(o.target_groups()
+            let arn = o
+                .target_groups()
                 .first()
                 .and_then(|t| t.target_group_arn())
                 .unwrap_or_default()
-                .to_string())
+                .to_string();
+            if !preserve_client_ip {
+                set_preserve_client_ip(cloud, &a, &arn, false).await?;
+            }
+            Ok(arn)
         }
         Props::Listener {
             load_balancer,
@@ -396,6 +459,11 @@ pub(super) async fn update(
                 }
                 Err(e) => Err(e),
             }
+        }
+        Props::TargetGroup {
+            preserve_client_ip, ..
+        } if changes.iter().any(|c| c.attr == "preserve_client_ip") => {
+            set_preserve_client_ip(cloud, &a, actual_id, *preserve_client_ip).await
         }
         Props::LoadBalancer { .. } | Props::TargetGroup { .. } | Props::Listener { .. } => {
             let set: Vec<elb::types::Tag> = changes

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A resource type. It serialises as its Terraform type (`aws_vpc`, …), so
 /// saved plans and JSON output read as Terraform users expect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, strum::EnumIter)]
 pub enum Kind {
     /// `aws_vpc`
     Vpc,
@@ -76,29 +76,11 @@ pub enum Immutable {
 }
 
 impl Kind {
-    /// Every kind, in table order.
-    pub const ALL: [Kind; 20] = [
-        Kind::Vpc,
-        Kind::InternetGateway,
-        Kind::Subnet,
-        Kind::RouteTable,
-        Kind::Route,
-        Kind::RouteTableAssociation,
-        Kind::Eip,
-        Kind::NatGateway,
-        Kind::SecurityGroup,
-        Kind::SecurityGroupRule,
-        Kind::IamRole,
-        Kind::IamRolePolicy,
-        Kind::IamInstanceProfile,
-        Kind::LaunchTemplate,
-        Kind::AutoscalingGroup,
-        Kind::LoadBalancer,
-        Kind::TargetGroup,
-        Kind::Listener,
-        Kind::DnsRecord,
-        Kind::S3Object,
-    ];
+    /// Every kind, in declaration order (derived, so a new variant is
+    /// never missing from it).
+    pub fn all() -> impl Iterator<Item = Kind> {
+        <Kind as strum::IntoEnumIterator>::iter()
+    }
 
     /// The kind's row of the table.
     pub const fn info(self) -> KindInfo {
@@ -170,7 +152,7 @@ impl Kind {
 
     /// The kind of a Terraform type.
     pub fn from_tf_type(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.tf_type() == s)
+        Kind::all().find(|k| k.tf_type() == s)
     }
 }
 
@@ -207,7 +189,7 @@ mod tests {
     #[test]
     fn terraform_types_are_unique_and_round_trip() {
         let mut seen = std::collections::HashSet::new();
-        for k in Kind::ALL {
+        for k in Kind::all() {
             assert!(seen.insert(k.tf_type()), "{k} twice");
             assert_eq!(Kind::from_tf_type(k.tf_type()), Some(k));
             let json = serde_json::to_string(&k).unwrap_or_default();

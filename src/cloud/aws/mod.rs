@@ -8,7 +8,7 @@
 //! | [`security`] | security groups and their rules |
 //! | [`iam`]      | roles, inline policies, instance profiles |
 //! | [`objects`]  | the state store's managed objects |
-//! | [`compute`]  | launch templates, Auto Scaling groups |
+//! | [`compute`]  | launch templates, Auto Scaling groups ([`launch_templates`]: their data and discovery) |
 //! | [`edge`]     | load balancer, target group, listener |
 //! | [`dns`]      | Route53 records (with their TXT ownership records) |
 //!
@@ -30,6 +30,7 @@ mod compute;
 mod dns;
 mod edge;
 mod iam;
+mod launch_templates;
 mod network;
 mod objects;
 mod security;
@@ -304,7 +305,7 @@ impl Cloud for AwsCloud {
         out.extend(security::discover(self, model, &names, &scan, &mut by_id).await?);
         out.extend(iam::discover(self, &names, &mut by_id).await?);
         out.extend(objects::discover(self, model).await?);
-        out.extend(compute::discover_lts(self, &mut by_id).await?);
+        out.extend(launch_templates::discover_lts(self, &mut by_id).await?);
         let (lbs, lb_dns) = edge::discover(self, model, &mut by_id).await?;
         out.extend(lbs);
         out.extend(dns::discover_dns(self, model, &lb_dns).await?);

@@ -94,5 +94,7 @@ pub fn render(
     ctx.insert("node_labels", &labels.join(","));
     ctx.insert("taints", &taints);
     ctx.insert("network_cidr", &c.spec.network_cidr);
+    ctx.insert("pod_cidr", &c.spec.pod_cidr);
+    ctx.insert("service_cidr", &c.spec.service_cidr);
     tera.render("nodeup.sh", &ctx)
 }

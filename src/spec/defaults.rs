@@ -8,6 +8,10 @@ use super::types::*;
 
 /// VPC CIDR when none is given.
 pub const NETWORK_CIDR: &str = "10.0.0.0/16";
+/// Pod addresses (kops' default), outside every VPC range.
+pub const POD_CIDR: &str = "100.96.0.0/11";
+/// Service cluster IPs (kops' default).
+pub const SERVICE_CIDR: &str = "100.64.0.0/13";
 /// Topology when none is given.
 pub const TOPOLOGY: Topology = Topology::Public;
 /// API listener port.
@@ -51,6 +55,9 @@ pub fn apply(cluster: &mut Cluster, groups: &mut [InstanceGroup]) {
     let s = &mut cluster.spec;
     s.network_cidr
         .get_or_insert_with(|| NETWORK_CIDR.to_string());
+    s.pod_cidr.get_or_insert_with(|| POD_CIDR.to_string());
+    s.service_cidr
+        .get_or_insert_with(|| SERVICE_CIDR.to_string());
     let topology = *s.topology.get_or_insert(TOPOLOGY);
     if s.subnets.is_empty() {
         for zone in &s.zones {

@@ -112,6 +112,17 @@ pub struct ClusterSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub network_cidr: Option<String>,
+    /// The pods' addresses, outside the VPC (defaults to 100.96.0.0/11, as
+    /// kops'); each node gets a /24 of it.
+    #[serde(default, rename = "podCIDR", skip_serializing_if = "Option::is_none")]
+    pub pod_cidr: Option<String>,
+    /// The Services' cluster IPs (defaults to 100.64.0.0/13, as kops').
+    #[serde(
+        default,
+        rename = "serviceCIDR",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_cidr: Option<String>,
     /// Network topology (defaults to public).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<Topology>,

@@ -273,81 +273,77 @@ pub(super) async fn upsert(
     }
 }
 
-/// Deletes a record, exactly as it is (Route53's DELETE needs its values).
-pub(super) async fn delete(cloud: &AwsCloud, address: &str, id: &str) -> Result<(), CloudError> {
-    {
-        {
-            let mut parts = id.splitn(3, '|');
-            let (zid, name, ty) = (
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-            );
-            // DELETE needs the record exactly as it is.
-            let found = cloud
-                .route53
-                .list_resource_record_sets()
-                .hosted_zone_id(zid)
-                .start_record_name(name)
-                .start_record_type(r53::types::RrType::from(ty))
-                .max_items(1)
-                .send()
-                .await;
-            match found {
-                Ok(f) => {
-                    match f.resource_record_sets().iter().find(|s| {
-                        s.name().trim_end_matches('.') == name && s.r#type().as_str() == ty
-                    }) {
-                        Some(set) => {
-                            change(
-                                cloud,
-                                address,
-                                zid,
-                                r53::types::ChangeAction::Delete,
-                                set.clone(),
-                            )
-                            .await
-                        }
-                        None => Ok(()),
-                    }
-                }
-                Err(e) => Err(err("ListResourceRecordSets", address, e)),
-            }
-        }
-    }
-}
-
-/// The ownership check before a delete: the TXT record next to it names
-/// this cluster.
-pub(super) async fn ensure_owned(
+/// The record sets of `name` in the zone (every type).
+async fn sets_of(
     cloud: &AwsCloud,
     address: &str,
-    id: &str,
-) -> Result<(), CloudError> {
-    let owned = {
-        {
-            let mut parts = id.splitn(3, '|');
-            let (zid, name) = (
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-            );
-            let found = cloud
-                .route53
-                .list_resource_record_sets()
-                .hosted_zone_id(zid)
-                .start_record_name(name)
-                .start_record_type(r53::types::RrType::Txt)
-                .max_items(1)
-                .send()
-                .await
-                .map_err(|e| err("ListResourceRecordSets", address, e))?;
-            let owner = owner_value(&cloud.cluster);
-            found.resource_record_sets().iter().any(|s| {
-                s.name().trim_end_matches('.') == name
-                    && s.r#type() == &r53::types::RrType::Txt
-                    && s.resource_records().iter().any(|r| r.value() == owner)
-            })
-        }
+    zid: &str,
+    name: &str,
+) -> Result<Vec<r53::types::ResourceRecordSet>, CloudError> {
+    let found = cloud
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zid)
+        .start_record_name(name)
+        .max_items(20)
+        .send()
+        .await
+        .map_err(|e| err("ListResourceRecordSets", address, e))?;
+    Ok(found
+        .resource_record_sets()
+        .iter()
+        .filter(|s| s.name().trim_end_matches('.') == name)
+        .cloned()
+        .collect())
+}
+
+fn is_owner_record(set: &r53::types::ResourceRecordSet, owner: &str) -> bool {
+    set.r#type() == &r53::types::RrType::Txt
+        && set.resource_records().iter().any(|r| r.value() == owner)
+}
+
+/// Deletes a record, exactly as it is (Route53's DELETE needs its values),
+/// after checking, with a call of its own, that the TXT record of its name
+/// marks it as this cluster's. A record that is already gone is done.
+/// Deleting the TXT ownership record first deletes the records it marks, so
+/// that whatever order (or crash) the deletes come in, no record is ever
+/// left without its mark and no record is deleted without one.
+pub(super) async fn delete(cloud: &AwsCloud, address: &str, id: &str) -> Result<(), CloudError> {
+    let mut parts = id.splitn(3, '|');
+    let (zid, name, ty) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let sets = sets_of(cloud, address, zid, name).await?;
+    let Some(target) = sets.iter().find(|s| s.r#type().as_str() == ty) else {
+        return Ok(());
     };
-    cloud.refuse_unless(owned, Kind::DnsRecord, address, id)
+    let owner = owner_value(&cloud.cluster);
+    if !sets.iter().any(|s| is_owner_record(s, &owner)) {
+        return cloud.refuse_unless(false, Kind::DnsRecord, address, id);
+    }
+    if is_owner_record(target, &owner) {
+        for marked in sets
+            .iter()
+            .filter(|s| s.r#type() != &r53::types::RrType::Txt)
+        {
+            change(
+                cloud,
+                address,
+                zid,
+                r53::types::ChangeAction::Delete,
+                marked.clone(),
+            )
+            .await?;
+        }
+    }
+    change(
+        cloud,
+        address,
+        zid,
+        r53::types::ChangeAction::Delete,
+        target.clone(),
+    )
+    .await
 }

@@ -562,6 +562,30 @@ mod tests {
         assert_eq!(err.failed_kinds(), [Kind::Vpc], "{err}");
     }
 
+    /// What exists at an address the model wants, without the cluster's
+    /// mark, is neither adopted nor changed: the plan names it instead.
+    #[tokio::test]
+    async fn a_resource_of_the_models_name_that_is_not_ours_is_named_not_changed() {
+        let cloud = Arc::new(FakeCloud::default());
+        let m = model(DEV);
+        let role = m.of_kind(Kind::IamRole).next().unwrap();
+        cloud.insert_foreign(crate::cloud::Actual {
+            address: role.id.address(),
+            kind: Kind::IamRole,
+            name: role.name.clone(),
+            id: role.name.clone(),
+            attrs: Default::default(),
+            owned: false,
+        });
+        let plan = replan(&cloud, &m).await;
+        assert_eq!(plan.not_ours, [role.id.address()]);
+        assert!(
+            plan.changes.iter().all(|c| c.address != role.id.address()),
+            "{}",
+            plan.render()
+        );
+    }
+
     #[tokio::test]
     async fn foreign_resources_are_never_deleted() {
         let cloud = Arc::new(FakeCloud::default());

@@ -87,6 +87,18 @@ pub enum DirectError {
         /// `owner/name` lookups without an AMI.
         lookups: Vec<String>,
     },
+    /// Resources with the names the spec gives exist without the cluster's
+    /// ownership mark.
+    #[error(
+        "these exist with the names the spec gives, but without the ownership mark of cluster {cluster}: {}; clusterctl neither adopts nor changes them. Delete or rename them, or, if they are this cluster's, tag them KubernetesCluster={cluster} and kubernetes.io/cluster/{cluster}=owned",
+        addresses.join(", ")
+    )]
+    NotOurs {
+        /// This cluster.
+        cluster: String,
+        /// Their addresses.
+        addresses: Vec<String>,
+    },
     /// The saved plan is for another cluster.
     #[error("the saved plan is for cluster {plan}, not {spec}")]
     WrongCluster {
@@ -220,6 +232,12 @@ impl Direct {
                 .await
                 .map_err(DirectError::Discover)?;
         if op == Operation::Apply {
+            if !plan.not_ours.is_empty() {
+                return Err(DirectError::NotOurs {
+                    cluster: self.model.cluster_name.clone(),
+                    addresses: plan.not_ours,
+                });
+            }
             plan.images = self.images.clone();
         }
         Ok((plan, ids))
@@ -413,6 +431,7 @@ mod tests {
             changes,
             spec: None,
             untouched: vec![],
+            not_ours: vec![],
             images: Default::default(),
         }
     }

@@ -80,6 +80,11 @@ pub struct Plan {
     /// changed or deleted, only reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub untouched: Vec<Untouched>,
+    /// Addresses the model wants that exist without this cluster's
+    /// ownership mark (a role of that name made by hand, a `shared`
+    /// resource): never adopted or changed; an apply refuses while any remain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ours: Vec<String>,
     /// The AMI each image lookup (`owner/name`) resolved to: a saved plan
     /// is applied with these, not with whatever is newest by then.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -260,6 +265,7 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
     let by_address: HashMap<&str, &Actual> =
         actual.iter().map(|a| (a.address.as_str(), a)).collect();
     let mut changes = Vec::new();
+    let mut not_ours = Vec::new();
     for r in &model.resources {
         let want = desired(r);
         let address = r.id.address();
@@ -281,6 +287,7 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
                     .collect(),
                 rolling_update: false,
             }),
+            Some(a) if !a.owned => not_ours.push(address),
             Some(a) => {
                 let attr_changes = compare(r.id.kind, &want, &a.attrs);
                 if attr_changes.is_empty() {
@@ -331,6 +338,7 @@ pub fn diff(model: &Model, actual: &[Actual], serial: u64) -> Plan {
         changes,
         spec: None,
         untouched: vec![],
+        not_ours,
         images: Default::default(),
     }
 }

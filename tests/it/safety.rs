@@ -340,3 +340,39 @@ async fn an_object_whose_etag_is_not_an_md5_plans_clean() {
     run_ok(&["apply", "-f", "examples/dev.yaml", "--yes"]);
     assert_eq!(plan(&["--detailed-exitcode"]).status.code(), Some(0));
 }
+
+/// A role with the name the spec gives, made by someone else (no tags):
+/// plan and apply refuse, naming it, and leave it as it was.
+#[tokio::test]
+async fn a_role_of_the_specs_name_that_is_not_ours_is_refused() {
+    let Some(moto) = Moto::start() else { return };
+    crate::direct::account(&moto, REGION).await;
+    let iam = aws_sdk_iam::Client::new(&moto.sdk_config(REGION).await);
+    iam.create_role()
+        .role_name("nodes.dev.example.com")
+        .assume_role_policy_document("{}")
+        .send()
+        .await
+        .unwrap();
+    for args in [
+        &["plan", "-f", "examples/dev.yaml"][..],
+        &["apply", "-f", "examples/dev.yaml", "--yes"][..],
+    ] {
+        let out = moto.clusterctl(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("without the ownership mark of cluster dev.example.com: aws_iam_role.nodes-dev-example-com"),
+            "{args:?}: {err}"
+        );
+    }
+    let role = iam
+        .get_role()
+        .role_name("nodes.dev.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(role.role().unwrap().tags().is_empty());
+    // Nothing else was made either: apply refused before any change.
+    assert_eq!(moto.tagged_counts(REGION, "dev.example.com").await, [0; 5]);
+}

@@ -4,6 +4,7 @@
 
 pub mod defaults;
 pub mod location;
+mod networks;
 pub mod types;
 pub mod validate;
 pub mod values;

@@ -189,18 +189,22 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// Tags as a map, from any SDK's (key, value) pairs (each service has its
+/// own tag type); a tag without a key is dropped, a missing value is empty.
+pub(crate) fn tag_map<'a>(
+    pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or_default().to_string())))
+        .collect()
+}
+
 /// EC2 tags as a map.
 pub(crate) fn ec2_tags(
     t: &[aws_sdk_ec2::types::Tag],
 ) -> std::collections::BTreeMap<String, String> {
-    t.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
+    tag_map(t.iter().map(|t| (t.key(), t.value())))
 }
 
 /// Model address → AWS id, filled by discovery and by creates.

@@ -41,16 +41,8 @@ pub(super) async fn discover_asgs(
             .map_err(|e| err("DescribeAutoScalingGroups", "aws_autoscaling_group", e))?;
         for g in r.auto_scaling_groups() {
             let name = g.auto_scaling_group_name().unwrap_or_default();
-            let tags: BTreeMap<String, String> = g
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect();
+            let tags: BTreeMap<String, String> =
+                crate::cloud::tag_map(g.tags().iter().map(|t| (t.key(), t.value())));
             let owned = cloud.is_ours(&tags);
             let mut a = Attrs::new();
             a.insert("name".into(), name.into());
@@ -258,16 +250,8 @@ pub(super) async fn ensure_asg_owned(
         .await
         .map_err(|e| err("DescribeAutoScalingGroups", address, e))?;
     let owned = r.auto_scaling_groups().first().is_some_and(|g| {
-        let tags: BTreeMap<String, String> = g
-            .tags()
-            .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect();
+        let tags: BTreeMap<String, String> =
+            crate::cloud::tag_map(g.tags().iter().map(|t| (t.key(), t.value())));
         cloud.is_ours(&tags)
     });
     cloud.refuse_unless(owned, Kind::AutoscalingGroup, address, id)

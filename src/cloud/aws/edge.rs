@@ -60,16 +60,7 @@ pub(super) async fn discover(
             .await
             .map_err(|e| err("DescribeTags", "aws_lb", e))?;
         for d in t.tag_descriptions() {
-            let m = d
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect();
+            let m = crate::cloud::tag_map(d.tags().iter().map(|t| (t.key(), t.value())));
             tags.insert(d.resource_arn().unwrap_or_default().to_string(), m);
         }
     }
@@ -581,16 +572,7 @@ pub(super) async fn ensure_owned(
                 .await
                 .map_err(|e| err("DescribeTags", address, e))?;
             t.tag_descriptions().first().is_some_and(|d| {
-                let tags = d
-                    .tags()
-                    .iter()
-                    .filter_map(|t| {
-                        Some((
-                            t.key()?.to_string(),
-                            t.value().unwrap_or_default().to_string(),
-                        ))
-                    })
-                    .collect();
+                let tags = crate::cloud::tag_map(d.tags().iter().map(|t| (t.key(), t.value())));
                 cloud.is_ours(&tags)
             })
         }

@@ -29,9 +29,7 @@ fn iam_tags(r: &Resource) -> Vec<aws_sdk_iam::types::Tag> {
 }
 
 fn tag_map(t: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String> {
-    t.iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
+    crate::cloud::tag_map(t.iter().map(|t| (Some(t.key()), Some(t.value()))))
 }
 
 /// Roles with their inline policies and instance profiles, in one

@@ -177,16 +177,7 @@ impl AwsCloud {
             .send()
             .await
             .map_err(|e| err("DescribeTags", address, e))?;
-        let tags = r
-            .tags()
-            .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect();
+        let tags = crate::cloud::tag_map(r.tags().iter().map(|t| (t.key(), t.value())));
         self.refuse_unless(self.is_ours(&tags), kind, address, id)
     }
 

@@ -108,6 +108,8 @@ pub enum Command {
         yes: bool,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        addons: AddonsArgs,
     },
     /// Delete the cluster's AWS resources that carry its ownership tag.
     Destroy {
@@ -141,6 +143,18 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// The cluster's addons (the bootstrap channel): `apply` installs them,
+    /// as `clusterctl apply` does once the API answers.
+    Addons {
+        #[command(subcommand)]
+        command: AddonsCommand,
+    },
+    /// The token new nodes join with (in-cluster, run by a CronJob on the
+    /// control planes; `apply` runs the same pass).
+    BootstrapToken {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Remove a state lock left by a run that died (give the lock's ID).
     ForceUnlock {
         /// The lock ID, as printed by the command that found the state locked.
@@ -164,6 +178,80 @@ pub struct RunArgs {
     /// Wait up to this long for the state lock (e.g. 30s, 5m) instead of failing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: Option<LockTimeout>,
+}
+
+/// How `apply` reaches the new cluster's API to install the addons.
+#[derive(Debug, Args)]
+pub struct AddonsArgs {
+    /// Do not wait for the API nor install the addons (`clusterctl addons
+    /// apply` does it later).
+    /// (CLUSTERCTL_SKIP_ADDONS=1 or =0 in the environment; 0, false, no
+    /// and off are false.)
+    #[arg(long, env = "CLUSTERCTL_SKIP_ADDONS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub skip_addons: bool,
+    /// Reach the API with this kubeconfig instead of `https://api.<cluster>`
+    /// and an admin certificate minted from the cluster CA in the state
+    /// store (tests point it at their API server).
+    #[arg(long, value_name = "FILE", env = "CLUSTERCTL_API_KUBECONFIG")]
+    pub api_kubeconfig: Option<PathBuf>,
+    /// How long to wait for the API to answer.
+    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = parse_lock_timeout)]
+    pub api_timeout: LockTimeout,
+}
+
+/// `bootstrap-token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Keep a token valid for at least --renew-before in the state store:
+    /// create the next one in the cluster, then store it.
+    Rotate {
+        /// The spec's state store, `s3://bucket/prefix`.
+        #[arg(long, value_name = "URL")]
+        state_store: String,
+        /// The cluster's name.
+        #[arg(long)]
+        cluster: String,
+        /// The state store's region.
+        #[arg(long, env = "AWS_REGION")]
+        region: String,
+        /// Namespace of the token Secrets.
+        #[arg(long, default_value = "kube-system")]
+        namespace: String,
+        /// Lifetime of a new token.
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_lock_timeout)]
+        ttl: LockTimeout,
+        /// Rotate when the stored token has less than this left.
+        #[arg(long, value_name = "DURATION", default_value = "12h", value_parser = parse_lock_timeout)]
+        renew_before: LockTimeout,
+        /// Say what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Kubeconfig (default: in-cluster, or $KUBECONFIG).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+}
+
+/// `addons` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AddonsCommand {
+    /// Apply the cluster's bootstrap channel (server-side apply); addons
+    /// whose version and manifest are already installed are left alone.
+    Apply {
+        #[command(flatten)]
+        spec: SpecArg,
+        #[command(flatten)]
+        output: OutputArg,
+        /// Reach the API with this kubeconfig instead of minting an admin
+        /// certificate for `https://api.<cluster>`.
+        #[arg(long, value_name = "FILE", env = "CLUSTERCTL_API_KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        /// How long to wait for the API to answer.
+        #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = parse_lock_timeout)]
+        api_timeout: LockTimeout,
+    },
 }
 
 /// A `--lock-timeout` value.

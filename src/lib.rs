@@ -9,7 +9,9 @@
 pub mod addons;
 pub mod apply;
 pub mod cloud;
+pub mod controllers;
 pub mod direct;
+pub mod kubeconfig;
 pub mod model;
 pub mod plan;
 pub mod render;

@@ -12,7 +12,7 @@ use clap::{CommandFactory, Parser};
 use clusterctl::direct::Operation;
 use clusterctl::spec::SpecError;
 
-use cli::{Cli, Command, Format, SecretsCommand, StateCommand};
+use cli::{AddonsCommand, Cli, Command, Format, SecretsCommand, StateCommand, TokenCommand};
 use commands::{AppError, Report};
 
 fn main() -> ExitCode {
@@ -22,6 +22,12 @@ fn main() -> ExitCode {
         | Command::Plan { output, .. }
         | Command::State {
             command: StateCommand::Show { output, .. },
+        }
+        | Command::Addons {
+            command: AddonsCommand::Apply { output, .. },
+        }
+        | Command::BootstrapToken {
+            command: TokenCommand::Rotate { output, .. },
         } => output.output.unwrap_or(cli.output),
         Command::Render { format, .. } => format.unwrap_or(cli.output),
         _ => cli.output,
@@ -117,6 +123,7 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
             plan,
             yes,
             run,
+            addons,
         } => {
             if plan.is_none() && !yes {
                 eprintln!(
@@ -133,7 +140,7 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
                 .map(commands::apply::read_saved_plan)
                 .transpose()?;
             let s = commands::apply::spec_for(file.as_deref(), saved.as_ref())?;
-            commands::apply::run(&s, Operation::Apply, saved, &run)?
+            commands::apply::run(&s, Operation::Apply, saved, &run, Some(&addons))?
         }
         Command::Destroy { spec, yes, run } => {
             if !yes {
@@ -145,7 +152,7 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
                 }));
             }
             let s = clusterctl::spec::Spec::load(&spec.file)?;
-            commands::apply::run(&s, Operation::Destroy, None, &run)?
+            commands::apply::run(&s, Operation::Destroy, None, &run, None)?
         }
         Command::State {
             command: StateCommand::Show { spec, .. },
@@ -160,6 +167,40 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
         Command::Secrets {
             command: SecretsCommand::Delete { spec, yes, run },
         } => commands::secrets::delete(&spec.file, yes, &run)?,
+        Command::Addons {
+            command:
+                AddonsCommand::Apply {
+                    spec,
+                    kubeconfig,
+                    api_timeout,
+                    ..
+                },
+        } => commands::addons::apply(&spec.file, kubeconfig.as_deref(), api_timeout.0)?,
+        Command::BootstrapToken {
+            command:
+                TokenCommand::Rotate {
+                    state_store,
+                    cluster,
+                    region,
+                    namespace,
+                    ttl,
+                    renew_before,
+                    dry_run,
+                    kubeconfig,
+                    ..
+                },
+        } => commands::token::rotate(
+            &state_store,
+            &cluster,
+            &region,
+            kubeconfig.as_deref(),
+            clusterctl::controllers::bootstrap_token::Options {
+                namespace,
+                ttl: ttl.0,
+                renew_before: renew_before.0,
+                dry_run,
+            },
+        )?,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tera::{Context, Tera};
 
@@ -12,36 +12,53 @@ use super::{AddonError, Catalogue};
 use crate::spec::{ComponentsSpec, Spec};
 
 /// One entry of the rendered channel (kops `spec.addons[]`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ChannelAddon {
-    name: String,
-    version: String,
-    id: String,
-    manifest: String,
-    manifest_hash: String,
-    selector: BTreeMap<String, String>,
-    kubernetes_version: String,
-    prune: bool,
+pub struct ChannelAddon {
+    /// `<name>.addons.clusterctl.io`.
+    pub name: String,
+    /// Upstream version.
+    pub version: String,
+    /// Manifest id.
+    pub id: String,
+    /// Manifest path, relative to the channel.
+    pub manifest: String,
+    /// SHA-256 of the rendered manifest.
+    pub manifest_hash: String,
+    /// Labels every object of the addon carries.
+    pub selector: BTreeMap<String, String>,
+    /// Kubernetes versions it supports.
+    pub kubernetes_version: String,
+    /// Remove objects the addon no longer ships.
+    pub prune: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct ChannelMeta {
-    name: String,
+/// The rendered channel's metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelMeta {
+    /// `bootstrap`.
+    pub name: String,
 }
 
-#[derive(Debug, Serialize)]
-struct ChannelSpec {
-    addons: Vec<ChannelAddon>,
+/// The rendered channel's spec.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelSpec {
+    /// The addons, in apply order.
+    pub addons: Vec<ChannelAddon>,
 }
 
-#[derive(Debug, Serialize)]
+/// A rendered channel (kops' `Addons` format).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Channel {
-    api_version: String,
-    kind: String,
-    metadata: ChannelMeta,
-    spec: ChannelSpec,
+pub struct Channel {
+    /// `addons.clusterctl.io/v1alpha1`.
+    pub api_version: String,
+    /// `Addons`.
+    pub kind: String,
+    /// Metadata.
+    pub metadata: ChannelMeta,
+    /// The addons.
+    pub spec: ChannelSpec,
 }
 
 fn component_enabled(c: &ComponentsSpec, key: &str) -> bool {
@@ -54,6 +71,25 @@ fn component_enabled(c: &ComponentsSpec, key: &str) -> bool {
         _ => None,
     }
     .unwrap_or(false)
+}
+
+/// The tenth address of the service range: the kubelet's clusterDNS, as
+/// kubeadm sets it, and so CoreDNS's Service address.
+pub fn cluster_dns(service_cidr: Option<&str>) -> String {
+    // The spec was validated: the range parses (the default is the fallback).
+    let base = service_cidr
+        .unwrap_or(crate::spec::defaults::SERVICE_CIDR)
+        .parse::<ipnet::Ipv4Net>()
+        .map(|n| n.network())
+        .unwrap_or(std::net::Ipv4Addr::new(100, 64, 0, 0));
+    std::net::Ipv4Addr::from(u32::from(base) + 10).to_string()
+}
+
+fn cni_name(c: crate::spec::Cni) -> &'static str {
+    match c {
+        crate::spec::Cni::Cilium => "cilium",
+        crate::spec::Cni::None => "none",
+    }
 }
 
 /// Every manifest template of the catalogue, parsed once per process.
@@ -79,6 +115,13 @@ pub fn render(spec: &Spec) -> Result<BTreeMap<String, String>, AddonError> {
     ctx.insert("region", &c.spec.region);
     ctx.insert("kubernetes_version", &c.spec.kubernetes_version);
     ctx.insert("dns_zone", &c.spec.dns_zone);
+    ctx.insert("pod_cidr", &c.spec.pod_cidr);
+    ctx.insert("state_store", &c.spec.state_store);
+    ctx.insert(
+        "api_port",
+        &c.spec.api.as_ref().and_then(|a| a.port).unwrap_or(443),
+    );
+    ctx.insert("cluster_dns", &cluster_dns(c.spec.service_cidr.as_deref()));
     ctx.insert("components", &comps);
     ctx.insert(
         "image",
@@ -98,9 +141,11 @@ pub fn render(spec: &Spec) -> Result<BTreeMap<String, String>, AddonError> {
     let mut out = BTreeMap::new();
     let mut entries = Vec::new();
     for e in &cat.entries {
-        let include = match &e.component {
-            Some(key) => component_enabled(&comps, key),
-            None => wanted.contains(&e.name.as_str()),
+        let include = match (&e.component, &e.cni) {
+            _ if e.required => true,
+            (Some(key), _) => component_enabled(&comps, key),
+            (None, Some(cni)) => c.spec.cni.is_some_and(|chosen| cni_name(chosen) == cni),
+            (None, None) => wanted.contains(&e.name.as_str()),
         };
         if !include {
             continue;
@@ -145,4 +190,16 @@ pub fn render(spec: &Spec) -> Result<BTreeMap<String, String>, AddonError> {
         crate::spec::to_yaml(&channel),
     );
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_dns_is_the_tenth_address_of_the_service_range() {
+        assert_eq!(cluster_dns(Some("100.64.0.0/13")), "100.64.0.10");
+        assert_eq!(cluster_dns(Some("10.96.0.0/12")), "10.96.0.10");
+        assert_eq!(cluster_dns(None), "100.64.0.10");
+    }
 }

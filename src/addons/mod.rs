@@ -3,6 +3,7 @@
 //! lists them) here, and rendering them for one cluster in [`channel`].
 
 pub mod channel;
+pub mod install;
 
 use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,12 @@ pub struct CatalogueEntry {
     /// enables it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
+    /// Installed in every cluster (part of how clusterctl runs one).
+    #[serde(default)]
+    pub required: bool,
+    /// For a pod network: the `spec.cni` value that selects it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<String>,
     /// Remove objects the addon no longer ships.
     #[serde(default)]
     pub prune: bool,
@@ -113,7 +120,7 @@ impl Catalogue {
     pub fn addon_names(&self) -> Vec<&str> {
         self.entries
             .iter()
-            .filter(|e| e.component.is_none())
+            .filter(|e| e.component.is_none() && e.cni.is_none() && !e.required)
             .map(|e| e.name.as_str())
             .collect()
     }
@@ -135,7 +142,7 @@ mod tests {
     #[test]
     fn embedded_catalogue_is_complete() {
         let c = Catalogue::embedded().unwrap();
-        for name in ["coredns", "metrics-server", "traefik"] {
+        for name in ["cilium", "coredns", "metrics-server", "traefik"] {
             assert!(c.addon(name).is_some(), "{name}");
         }
         for comp in [

@@ -22,6 +22,8 @@ pub struct Clients {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     /// Route53.
     pub route53: aws_sdk_route53::Client,
+    /// STS (the caller's account).
+    pub sts: aws_sdk_sts::Client,
     /// Attempts made by all clients (retries included).
     pub attempts: AttemptCounter,
 }
@@ -143,7 +145,37 @@ impl Clients {
                     .interceptor(attempts.clone())
                     .build(),
             ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(config)
+                    .interceptor(attempts.clone())
+                    .build(),
+            ),
             attempts,
         }
+    }
+
+    /// The state store at `bucket`/`prefix`, expecting the bucket to be
+    /// owned by the credentials' account.
+    pub async fn state_store(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<crate::state::StateStore, super::CloudError> {
+        let owner = self.account_id().await?;
+        Ok(
+            crate::state::StateStore::new(self.s3.clone(), bucket, prefix)
+                .with_expected_owner(owner),
+        )
+    }
+
+    /// The account of the credentials in use (`sts:GetCallerIdentity`,
+    /// which needs no permission): the state bucket's expected owner.
+    /// `None` when STS names no account (it always does on AWS).
+    pub async fn account_id(&self) -> Result<Option<String>, super::CloudError> {
+        let out =
+            self.sts.get_caller_identity().send().await.map_err(|e| {
+                super::call_error("GetCallerIdentity", "the credentials' account", e)
+            })?;
+        Ok(out.account.filter(|a| !a.is_empty()))
     }
 }

@@ -10,7 +10,7 @@ use clusterctl::plan::Plan;
 use clusterctl::spec::Spec;
 
 use super::{AppError, Report, ownership_note, runtime};
-use crate::cli::RunArgs;
+use crate::cli::{AddonsArgs, RunArgs};
 
 /// Reads a plan saved by `plan --out`.
 pub fn read_saved_plan(path: &Path) -> Result<Plan, AppError> {
@@ -56,12 +56,14 @@ pub fn spec_for(file: Option<&Path>, saved: Option<&Plan>) -> Result<Spec, AppEr
 }
 
 /// Runs `op` for `s` (with a saved plan, for apply), printing progress as
-/// it goes; the report is the summary.
+/// it goes; the report is the summary. An apply then installs the addons
+/// unless `addons` says not to.
 pub fn run(
     s: &Spec,
     op: Operation,
     saved: Option<Plan>,
     args: &RunArgs,
+    addons: Option<&AddonsArgs>,
 ) -> Result<Report, AppError> {
     let m = clusterctl::model::build(s)?;
     let lock_timeout: Option<Duration> = args.lock_timeout.map(|d| d.0);
@@ -116,7 +118,21 @@ pub fn run(
             sum.change,
             sum.destroy,
         );
+        let mut installed = serde_json::Value::Null;
+        if let Some(a) = addons.filter(|a| !a.skip_addons && op == Operation::Apply) {
+            let done =
+                super::addons::install(s, &d.store, a.api_kubeconfig.as_deref(), a.api_timeout.0)
+                    .await
+                    .map_err(|e| AppError::AddonsPending {
+                        serial,
+                        file: s.file.clone(),
+                        source: Box::new(e),
+                    })?;
+            human.push_str(&super::addons::summary(&done));
+            installed = serde_json::to_value(&done)?;
+        }
         let json = serde_json::json!({
+            "addons": installed,
             "operation": op.name(),
             "summary": sum,
             "serial": serial,

@@ -3,11 +3,13 @@
 //! for programs, with the exit code. `main` prints it; only `main` turns an
 //! [`AppError`] into the user-facing message.
 
+pub mod addons;
 pub mod apply;
 pub mod plan;
 pub mod render;
 pub mod secrets;
 pub mod state;
+pub mod token;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -37,6 +39,31 @@ pub enum AppError {
     /// The direct target failed.
     #[error(transparent)]
     Direct(#[from] clusterctl::direct::DirectError),
+    /// The addons could not be installed.
+    #[error("installing the addons")]
+    Addons(#[source] clusterctl::addons::install::InstallError),
+    /// `apply` changed AWS, but the addons could not be installed after it.
+    #[error(
+        "the cluster's AWS resources are applied (state serial {serial}), but its addons are not; `clusterctl addons apply -f {file}` installs them once the API answers"
+    )]
+    AddonsPending {
+        /// The state serial the apply reached.
+        serial: u64,
+        /// The spec file.
+        file: String,
+        /// Why.
+        #[source]
+        source: Box<AppError>,
+    },
+    /// Bootstrap-token rotation failed.
+    #[error("rotating the bootstrap token")]
+    Token(#[from] clusterctl::controllers::bootstrap_token::RotateError),
+    /// An AWS call outside the direct target failed.
+    #[error(transparent)]
+    Cloud(#[from] clusterctl::cloud::CloudError),
+    /// No client for the cluster's API.
+    #[error(transparent)]
+    Kubeconfig(#[from] clusterctl::kubeconfig::KubeconfigError),
     /// A flag's value or a file given on the command line is unusable.
     #[error("{0}")]
     Usage(String),
@@ -79,13 +106,13 @@ impl Report {
 }
 
 /// The state store of the cluster a spec describes.
-pub async fn state_store(spec: &Spec) -> StateStore {
+pub async fn state_store(spec: &Spec) -> Result<StateStore, AppError> {
     let (bucket, prefix) = clusterctl::model::state_location(
         &spec.cluster.spec.state_store,
         &spec.cluster.metadata.name,
     );
     let clients = clusterctl::cloud::Clients::load(&spec.cluster.spec.region).await;
-    StateStore::new(clients.s3, &bucket, &prefix)
+    Ok(clients.state_store(&bucket, &prefix).await?)
 }
 
 /// The async runtime the AWS commands run on.

@@ -13,7 +13,7 @@ use clusterctl::cloud::{Clients, Cloud};
 use clusterctl::model::{Model, state_location};
 use clusterctl::resource::Kind;
 use clusterctl::spec::Spec;
-use clusterctl::state::{StateStore, secrets};
+use clusterctl::state::secrets;
 
 use super::{AppError, Report, runtime};
 use crate::cli::RunArgs;
@@ -51,7 +51,7 @@ pub fn create(file: &Path, args: &RunArgs) -> Result<Report, AppError> {
     let (s, m, bucket, prefix) = connect(file)?;
     runtime()?.block_on(async {
         let clients = Clients::load(&s.cluster.spec.region).await;
-        let store = StateStore::new(clients.s3.clone(), &bucket, &prefix);
+        let store = clients.state_store(&bucket, &prefix).await?;
         let lock = store.lock("secrets create", args.lock_timeout.map(|t| t.0)).await?;
         let result = async {
             let missing = secrets::missing(&store).await?;
@@ -100,7 +100,7 @@ pub fn delete(file: &Path, yes: bool, args: &RunArgs) -> Result<Report, AppError
     let (s, m, bucket, prefix) = connect(file)?;
     runtime()?.block_on(async {
         let clients = Clients::load(&s.cluster.spec.region).await;
-        let store = StateStore::new(clients.s3.clone(), &bucket, &prefix);
+        let store = clients.state_store(&bucket, &prefix).await?;
         let lock = store.lock("secrets delete", args.lock_timeout.map(|t| t.0)).await?;
         let result = async {
             let left = remaining(&m, &clients, &bucket, &prefix).await?;

@@ -11,7 +11,7 @@ use super::{AppError, Report, runtime, state_store};
 pub fn show(file: &Path) -> Result<Report, AppError> {
     let s = Spec::load(file)?;
     runtime()?.block_on(async {
-        let store = state_store(&s).await;
+        let store = state_store(&s).await?;
         let serial = store.serial().await?;
         let lock = store.lock_holder().await?;
         let objects = store.list().await?;
@@ -49,7 +49,7 @@ pub fn show(file: &Path) -> Result<Report, AppError> {
 pub fn pull(file: &Path, dir: &Path) -> Result<Report, AppError> {
     let s = Spec::load(file)?;
     runtime()?.block_on(async {
-        let store = state_store(&s).await;
+        let store = state_store(&s).await?;
         let n = store.pull(dir).await?;
         let human = format!(
             "pulled {n} objects from s3://{}/{} into {} (owner-only: they hold the cluster's CA keys)\n",
@@ -66,7 +66,7 @@ pub fn pull(file: &Path, dir: &Path) -> Result<Report, AppError> {
 pub fn force_unlock(file: &Path, id: &str) -> Result<Report, AppError> {
     let s = Spec::load(file)?;
     runtime()?.block_on(async {
-        let store = state_store(&s).await;
+        let store = state_store(&s).await?;
         store.force_unlock(id).await?;
         let human = format!(
             "lock {id} removed from s3://{}/{}\n",

@@ -171,14 +171,15 @@ impl Direct {
         let clients = crate::cloud::Clients::load(&spec.cluster.spec.region).await;
         let (bucket, prefix) =
             state_location(&spec.cluster.spec.state_store, &spec.cluster.metadata.name);
-        let cloud = Arc::new(AwsCloud::new(
-            &clients,
-            &model.cluster_name,
-            &bucket,
-            &prefix,
-        ));
+        let store = clients
+            .state_store(&bucket, &prefix)
+            .await
+            .map_err(DirectError::Discover)?;
+        let cloud = Arc::new(
+            AwsCloud::new(&clients, &model.cluster_name, &bucket, &prefix)
+                .with_expected_owner(store.expected_owner().map(str::to_string)),
+        );
         let catalog = Arc::new(AwsCatalog::new(&clients));
-        let store = StateStore::new(clients.s3.clone(), &bucket, &prefix);
         let mut d = Direct::with(spec, model, store, cloud, catalog);
         d.calls = clients.attempts.clone();
         Ok(d)

@@ -70,13 +70,16 @@ pub fn control_plane(cluster: &str, bucket: &str, prefix: &str, autoscaler: bool
             "Action": ["s3:GetObject"],
             "Resource": format!("arn:aws:s3:::{bucket}/{prefix}/*")
         }),
+        // The init claim, etcd snapshots, and the next bootstrap token
+        // (the rotation CronJob runs here; nodes may only read the token).
         json!({
-            "Sid": "WriteInitClaimAndEtcdBackups",
+            "Sid": "WriteInitClaimEtcdBackupsAndToken",
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
             "Resource": [
                 format!("arn:aws:s3:::{bucket}/{prefix}/cluster-initialized"),
-                format!("arn:aws:s3:::{bucket}/{prefix}/backups/etcd/*")
+                format!("arn:aws:s3:::{bucket}/{prefix}/backups/etcd/*"),
+                format!("arn:aws:s3:::{bucket}/{prefix}/secrets/bootstrap-token")
             ]
         }),
     ];

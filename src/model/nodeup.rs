@@ -96,5 +96,8 @@ pub fn render(
     ctx.insert("network_cidr", &c.spec.network_cidr);
     ctx.insert("pod_cidr", &c.spec.pod_cidr);
     ctx.insert("service_cidr", &c.spec.service_cidr);
+    // The channel's CoreDNS replaces kubeadm's; without it kubeadm installs its own.
+    let coredns_addon = c.spec.addons.iter().flatten().any(|a| a == "coredns");
+    ctx.insert("coredns_addon", &coredns_addon);
     tera.render("nodeup.sh", &ctx)
 }

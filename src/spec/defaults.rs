@@ -56,6 +56,7 @@ pub fn apply(cluster: &mut Cluster, groups: &mut [InstanceGroup]) {
     s.network_cidr
         .get_or_insert_with(|| NETWORK_CIDR.to_string());
     s.pod_cidr.get_or_insert_with(|| POD_CIDR.to_string());
+    s.cni.get_or_insert(Cni::Cilium);
     s.service_cidr
         .get_or_insert_with(|| SERVICE_CIDR.to_string());
     let topology = *s.topology.get_or_insert(TOPOLOGY);

@@ -45,6 +45,17 @@ pub enum Topology {
     Private,
 }
 
+/// The pod network (CNI) installed with the addons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cni {
+    /// Cilium, with Kubernetes host-scope IPAM (each node's pod range from
+    /// `podCIDR`) and VXLAN between nodes.
+    Cilium,
+    /// None: the user installs one (nodes stay NotReady until then).
+    None,
+}
+
 /// The kind of a subnet, as kops names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SubnetType {
@@ -123,6 +134,9 @@ pub struct ClusterSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_cidr: Option<String>,
+    /// The pod network installed with the addons (defaults to cilium).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<Cni>,
     /// Network topology (defaults to public).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<Topology>,

@@ -371,6 +371,34 @@ pub fn validate(r: &mut Reader, cluster: (&Cluster, &DocRef), groups: &[(Instanc
             }
         }
     }
+    // (Only for a version clusterctl supports at all: one problem at a time.)
+    if let (Ok(cat), Some(cni), Ok(())) = (
+        crate::addons::Catalogue::embedded(),
+        s.cni,
+        kubernetes_version(&s.kubernetes_version),
+    ) {
+        let name = match cni {
+            super::Cni::Cilium => "cilium",
+            super::Cni::None => "none",
+        };
+        if let Some(entry) = cat.entries.iter().find(|e| e.cni.as_deref() == Some(name))
+            && let (Ok(v), Ok(req)) = (
+                parse_version(&s.kubernetes_version),
+                semver::VersionReq::parse(&entry.kubernetes_version),
+            )
+            && !req.matches(&v)
+        {
+            r.report(
+                d,
+                "spec.kubernetesVersion",
+                format!(
+                    "the pod network, {name} {}, supports Kubernetes {}, not {v}",
+                    entry.version, entry.kubernetes_version
+                ),
+                "use a version it supports, or set `cni: none` and install a pod network yourself",
+            );
+        }
+    }
     for (k, v) in &s.tags {
         tag(r, d, &format!("spec.tags.{k}"), k, v);
     }

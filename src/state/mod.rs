@@ -181,6 +181,10 @@ pub struct StateStore {
     pub prefix: String,
     /// Keys per page of a listing (S3's default, 1000, when None).
     page_size: Option<i32>,
+    /// The account that must own the bucket (`x-amz-expected-bucket-owner`
+    /// on every request): S3 refuses the request, rather than read or write
+    /// the cluster's keys, if the bucket has passed to another account.
+    expected_owner: Option<String>,
 }
 
 /// A held lock; release it with [`StateStore::unlock`].
@@ -248,7 +252,19 @@ impl StateStore {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             page_size: None,
+            expected_owner: None,
         }
+    }
+
+    /// Requests name `account` as the bucket's expected owner.
+    pub fn with_expected_owner(mut self, account: Option<String>) -> StateStore {
+        self.expected_owner = account;
+        self
+    }
+
+    /// The bucket's expected owner, if known.
+    pub fn expected_owner(&self) -> Option<&str> {
+        self.expected_owner.as_deref()
     }
 
     /// Lists with pages of `n` keys (the tests page through small stores).
@@ -302,6 +318,7 @@ impl StateStore {
             .s3
             .get_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.expected_owner.clone())
             .key(&key)
             .send()
             .await
@@ -327,6 +344,7 @@ impl StateStore {
         self.s3
             .put_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.expected_owner.clone())
             .key(&key)
             .body(ByteStream::from(body))
             .send()
@@ -343,6 +361,7 @@ impl StateStore {
             .s3
             .put_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.expected_owner.clone())
             .key(&key)
             .if_none_match("*")
             .body(ByteStream::from(body))
@@ -361,6 +380,7 @@ impl StateStore {
         self.s3
             .delete_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.expected_owner.clone())
             .key(&key)
             .send()
             .await
@@ -465,6 +485,7 @@ impl StateStore {
         self.s3
             .delete_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.expected_owner.clone())
             .key(&key)
             .if_match(etag)
             .send()
@@ -532,6 +553,7 @@ impl StateStore {
                 .s3
                 .list_objects_v2()
                 .bucket(&self.bucket)
+                .set_expected_bucket_owner(self.expected_owner.clone())
                 .prefix(&prefix)
                 .set_max_keys(self.page_size)
                 .set_continuation_token(token.clone())
@@ -568,6 +590,7 @@ impl StateStore {
                 .s3
                 .list_object_versions()
                 .bucket(&self.bucket)
+                .set_expected_bucket_owner(self.expected_owner.clone())
                 .prefix(&dir_key)
                 .set_max_keys(self.page_size)
                 .set_key_marker(key_marker.clone())
@@ -612,6 +635,7 @@ impl StateStore {
         self.s3
             .delete_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.expected_owner.clone())
             .key(&key)
             .version_id(version)
             .send()

@@ -47,14 +47,15 @@ fn new_key(name: &str) -> Result<KeyPair, StateError> {
     KeyPair::generate_for(&PKCS_RSA_SHA256).map_err(|e| crypto(name, e))
 }
 
-fn load_key(name: &str, pem: &str) -> Result<KeyPair, StateError> {
+/// Reads a PEM private key (`name` is its object, for errors).
+pub fn load_key(name: &str, pem: &str) -> Result<KeyPair, StateError> {
     KeyPair::from_pem(pem).map_err(|e| crypto(name, e))
 }
 
-/// A self-signed CA certificate for `key`, valid from today for ten years.
-pub fn ca_certificate(name: &str, common_name: &str, key: &KeyPair) -> Result<String, StateError> {
-    use chrono::Datelike;
-    let today = chrono::Utc::now().date_naive();
+/// The parameters of a CA named `common_name` (kubeadm's CA shape): also
+/// the issuer of the certificates signed with its key, so its subject must
+/// stay exactly what [`ca_certificate`] writes.
+pub fn ca_params(common_name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
@@ -66,6 +67,14 @@ pub fn ca_certificate(name: &str, common_name: &str, key: &KeyPair) -> Result<St
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
+    params
+}
+
+/// A self-signed CA certificate for `key`, valid from today for ten years.
+pub fn ca_certificate(name: &str, common_name: &str, key: &KeyPair) -> Result<String, StateError> {
+    use chrono::Datelike;
+    let today = chrono::Utc::now().date_naive();
+    let mut params = ca_params(common_name);
     // Whole days, from yesterday: tolerates clocks a little behind ours.
     let from = today.pred_opt().unwrap_or(today);
     params.not_before = rcgen::date_time_ymd(from.year(), from.month() as u8, from.day() as u8);

@@ -81,6 +81,16 @@ impl KubeEnv {
         self.server.as_ref()
     }
 
+    /// The text of a kubeconfig for this environment's cluster (for
+    /// subprocesses).
+    pub fn kubeconfig_text(&self) -> String {
+        match (&self.server, std::env::var_os("CLUSTERCTL_TEST_KUBECONFIG")) {
+            (Some(s), _) => s.kubeconfig(),
+            (None, Some(path)) => std::fs::read_to_string(path).expect("read kubeconfig"),
+            (None, None) => unreachable!("a KubeEnv has a server or a kubeconfig"),
+        }
+    }
+
     /// Deletes the namespace.
     pub async fn cleanup(self) {
         let _ = Api::<Namespace>::all(self.client.clone())

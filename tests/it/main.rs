@@ -1,7 +1,10 @@
 //! Integration tests, in one binary so the AWS SDK is linked once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod addons_apply;
 pub mod apiserver;
+mod bootstrap_token;
+mod bucket_owner;
 mod cli;
 mod direct;
 mod faults;
@@ -9,6 +12,7 @@ mod fuzz;
 mod invalid_specs;
 mod kube_conformance;
 pub mod kube_env;
+mod kube_secrets;
 mod kube_testserver;
 mod lifecycle;
 mod moto;

@@ -92,6 +92,9 @@ impl Moto {
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_REGION", "eu-west-1".into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            // No instance boots on the emulator: apply does not wait for
+            // the cluster's API (the addons tests turn this back on).
+            ("CLUSTERCTL_SKIP_ADDONS", "1".into()),
         ]
     }
 

@@ -25,6 +25,10 @@ pub struct Options {
     pub throttle_every: Option<u64>,
     /// Forward one request at a time.
     pub serialise: bool,
+    /// The account that owns every bucket: an S3 request naming another
+    /// as `x-amz-expected-bucket-owner` gets S3's 403 AccessDenied (moto
+    /// ignores the header).
+    pub bucket_owner: Option<&'static str>,
 }
 
 /// A running proxy; it stops with the test process.
@@ -34,6 +38,16 @@ pub struct Proxy {
     injected: Arc<AtomicU64>,
     forwarded: Arc<AtomicU64>,
     upstream_errors: Arc<AtomicU64>,
+    s3_requests: Arc<std::sync::Mutex<Vec<S3Request>>>,
+}
+
+/// An S3 request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct S3Request {
+    /// Method and path.
+    pub what: String,
+    /// Its `x-amz-expected-bucket-owner`, if any.
+    pub expected_owner: Option<String>,
 }
 
 impl Proxy {
@@ -44,7 +58,9 @@ impl Proxy {
         let injected = Arc::new(AtomicU64::new(0));
         let forwarded = Arc::new(AtomicU64::new(0));
         let upstream_errors = Arc::new(AtomicU64::new(0));
+        let s3_requests = Arc::new(std::sync::Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
+            s3_requests: s3_requests.clone(),
             upstream: upstream.to_string(),
             options,
             seen: AtomicU64::new(0),
@@ -83,7 +99,13 @@ impl Proxy {
             injected,
             forwarded,
             upstream_errors,
+            s3_requests,
         }
+    }
+
+    /// The S3 requests so far.
+    pub fn s3_requests(&self) -> Vec<S3Request> {
+        self.s3_requests.lock().unwrap().clone()
     }
 
     /// Throttling errors answered so far.
@@ -111,6 +133,7 @@ struct Shared {
     forwarded: Arc<AtomicU64>,
     upstream_errors: Arc<AtomicU64>,
     one_at_a_time: tokio::sync::Mutex<()>,
+    s3_requests: Arc<std::sync::Mutex<Vec<S3Request>>>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -122,6 +145,34 @@ impl Shared {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
+        // SigV4's credential scope names the service: .../<region>/s3/aws4_request.
+        let is_s3 = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("/s3/aws4_request"));
+        if is_s3 {
+            let expected = parts
+                .headers
+                .get("x-amz-expected-bucket-owner")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            self.s3_requests.lock().unwrap().push(S3Request {
+                what: format!("{} {}", parts.method, parts.uri),
+                expected_owner: expected.clone(),
+            });
+            if let (Some(owner), Some(expected)) = (self.options.bucket_owner, &expected)
+                && owner != expected
+            {
+                return Response::builder()
+                    .status(403)
+                    .header("content-type", "application/xml")
+                    .body(Full::new(Bytes::from(
+                        "<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>proxy</RequestId></Error>",
+                    )))
+                    .unwrap();
+            }
+        }
         let n = self.seen.fetch_add(1, Ordering::Relaxed);
         if let Some(every) = self.options.throttle_every
             && n % every == every - 1

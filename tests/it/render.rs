@@ -204,7 +204,27 @@ fn channel_hashes_match_manifests() {
     let channel: serde_json::Value =
         serde_norway::from_str(&r.files["addons/bootstrap-channel.yaml"]).unwrap();
     let addons = channel["spec"]["addons"].as_array().unwrap();
-    assert_eq!(addons.len(), 8, "3 addons + 5 enabled components");
+    assert_eq!(
+        addons.len(),
+        10,
+        "the pod network, token rotation, 3 addons and 5 enabled components"
+    );
+    let names: Vec<&str> = addons.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        &names[..3],
+        [
+            "cilium.addons.clusterctl.io",
+            "bootstrap-token.addons.clusterctl.io",
+            "coredns.addons.clusterctl.io"
+        ],
+        "the network comes before what needs it"
+    );
+    // CoreDNS serves at the tenth address of the service range, where
+    // kubeadm points every kubelet; Cilium reaches the API by its internal name.
+    assert!(r.files["addons/coredns/k8s-1.29.yaml"].contains("clusterIP: 100.64.0.10"));
+    assert!(
+        r.files["addons/cilium/k8s-1.29.yaml"].contains("value: \"api.internal.ha.example.com\"")
+    );
     for a in addons {
         let manifest = &r.files[&format!("addons/{}", a["manifest"].as_str().unwrap())];
         assert_eq!(

@@ -61,6 +61,8 @@ pub struct AwsCloud {
     cluster: String,
     bucket: String,
     prefix: String,
+    /// The state bucket's expected owner.
+    expected_owner: Option<String>,
 }
 
 fn tag_spec(kind: ResourceType, r: &Resource) -> TagSpecification {
@@ -116,7 +118,15 @@ impl AwsCloud {
             cluster: cluster.to_string(),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
+            expected_owner: None,
         }
+    }
+
+    /// Names `account` as the state bucket's expected owner on every S3
+    /// request (see `StateStore::with_expected_owner`).
+    pub fn with_expected_owner(mut self, account: Option<String>) -> AwsCloud {
+        self.expected_owner = account;
+        self
     }
 
     /// SDK attempts so far (retries included).

@@ -75,6 +75,7 @@ pub(super) async fn discover(cloud: &AwsCloud, model: &Model) -> Result<Vec<Actu
         .s3
         .list_objects_v2()
         .bucket(&cloud.bucket)
+        .set_expected_bucket_owner(cloud.expected_owner.clone())
         .prefix(&prefix)
         .into_paginator()
         .send()
@@ -104,6 +105,7 @@ pub(super) async fn discover(cloud: &AwsCloud, model: &Model) -> Result<Vec<Actu
                 .s3
                 .head_object()
                 .bucket(&cloud.bucket)
+                .set_expected_bucket_owner(cloud.expected_owner.clone())
                 .key(key)
                 .send()
                 .await
@@ -148,6 +150,7 @@ pub(super) async fn create(cloud: &AwsCloud, r: &Resource) -> Result<String, Clo
         .s3
         .put_object()
         .bucket(bucket)
+        .set_expected_bucket_owner(cloud.expected_owner.clone())
         .key(key)
         .metadata(DIGEST_METADATA, sha256)
         .body(aws_sdk_s3::primitives::ByteStream::from(
@@ -165,6 +168,7 @@ pub(super) async fn delete(cloud: &AwsCloud, address: &str, id: &str) -> Result<
         .s3
         .delete_object()
         .bucket(&cloud.bucket)
+        .set_expected_bucket_owner(cloud.expected_owner.clone())
         .key(id)
         .send()
         .await

@@ -367,7 +367,7 @@ impl Store {
                 }
             }
         }
-        if !valid_name(&name) {
+        if !valid_name(t, &name) {
             return Err(ApiError::invalid(
                 t,
                 &name,
@@ -500,6 +500,7 @@ impl Store {
     /// the spec changed), emits MODIFIED, and finishes deletions whose
     /// finalizers are gone.
     fn commit(&mut self, ty: usize, ns: &str, key: Key, old: Value, mut new: Value) -> Value {
+        write_only_fields(&TYPES[ty], &mut new);
         if new == old {
             return old;
         }
@@ -1096,7 +1097,12 @@ fn keep_server_fields(old: &Value, new: &mut Value) {
     }
 }
 
-fn valid_name(n: &str) -> bool {
+/// The real server's name rules: RBAC objects need only be path segments
+/// (`system:coredns`), everything served here else a DNS-1123 subdomain.
+fn valid_name(t: &ResourceType, n: &str) -> bool {
+    if t.group == "rbac.authorization.k8s.io" {
+        return !n.is_empty() && n != "." && n != ".." && !n.contains(['/', '%']);
+    }
     !n.is_empty()
         && n.len() <= 253
         && n.chars()
@@ -1130,7 +1136,30 @@ fn int_or_percent(v: &Value, total: i64, round_up: bool) -> i64 {
 }
 
 /// Defaults the real server (or its controllers) would set at once.
+/// Fields the real server folds into others on every write: a Secret's
+/// `stringData` is merged into `data` (base64), and never stored.
+fn write_only_fields(t: &ResourceType, obj: &mut Value) {
+    use base64::Engine as _;
+    if t.kind != "Secret" {
+        return;
+    }
+    let Some(Value::Object(plain)) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in plain {
+        let text = v.as_str().unwrap_or_default().to_string();
+        obj["data"][k] = base64::engine::general_purpose::STANDARD
+            .encode(text)
+            .into();
+    }
+}
+
 fn defaults(t: &ResourceType, obj: &mut Value) {
+    write_only_fields(t, obj);
     match t.kind {
         "Namespace" => {
             obj["status"] = json!({ "phase": "Active" });

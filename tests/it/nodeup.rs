@@ -48,6 +48,13 @@ arg_after() {
 }
 case "${name}" in
   aws)
+    if [ "$1" = s3 ] || [ "$1" = s3api ]; then
+      owner="$(arg_after --expected-bucket-owner "$@")"
+      if [ "${owner}" != 123456789012 ]; then
+        echo "An error occurred (AccessDenied) when calling the $2 operation: Access Denied (expected bucket owner '${owner}')" >&2
+        exit 254
+      fi
+    fi
     case "$1 $2" in
       "s3 cp")
         src="${@: -2:1}"; dst="${@: -1}"
@@ -107,6 +114,8 @@ case "${name}" in
     case "$*" in
       *api/token*) echo "imds-session" ;;
       *meta-data/instance-id*) cat "${ctl}/instance-id" ;;
+      *dynamic/instance-identity/document*)
+        printf '{\n  "accountId" : "123456789012",\n  "region" : "eu-west-1"\n}\n' ;;
       *meta-data/local-ipv4*) cat "${ctl}/private-ip" ;;
       *readyz*) [ -f "${ctl}/api-answers" ] || exit 7 ;;
       *) out="$(arg_after -o "$@")"; [ -z "${out}" ] || echo stub >"${out}" ;;

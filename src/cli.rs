@@ -155,6 +155,15 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The runtime's test component: records a heartbeat each pass (for
+    /// the runtime's tests and `scripts/bench controller`).
+    #[command(hide = true)]
+    Heartbeat {
+        #[command(flatten)]
+        runtime: clusterctl::controllers::runtime::RuntimeArgs,
+        #[command(flatten)]
+        heartbeat: clusterctl::controllers::heartbeat::HeartbeatArgs,
+    },
     /// Remove a state lock left by a run that died (give the lock's ID).
     ForceUnlock {
         /// The lock ID, as printed by the command that found the state locked.

@@ -17,6 +17,13 @@ use commands::{AppError, Report};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Heartbeat { runtime, heartbeat } = cli.command {
+        return commands::component::run(
+            clusterctl::controllers::heartbeat::Heartbeat::new(heartbeat),
+            runtime,
+            cli.verbose,
+        );
+    }
     let format = match &cli.command {
         Command::Validate { output, .. }
         | Command::Plan { output, .. }
@@ -214,6 +221,8 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
         Command::NodeAutoscaler(_) => return not_implemented("node-autoscaler"),
         Command::QueueAutoscaler(_) => return not_implemented("queue-autoscaler"),
         Command::Janitor(_) => return not_implemented("janitor"),
+        // Dispatched in main before logging is set up.
+        Command::Heartbeat { .. } => return Ok(None),
         Command::NodeCleanup(_) => return not_implemented("node-cleanup"),
     };
     Ok(Some(report))

@@ -12,6 +12,8 @@ pub enum LogFormat {
     Auto,
     /// Always one JSON object per line.
     Json,
+    /// Always text.
+    Text,
 }
 
 /// The filter for a verbosity count: warnings by default; `-v` adds
@@ -36,7 +38,11 @@ pub fn init(verbose: u8, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let json = format == LogFormat::Json || !std::io::stderr().is_terminal();
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
     let _ = if json {
         builder
             .json()

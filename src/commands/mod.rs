@@ -5,6 +5,7 @@
 
 pub mod addons;
 pub mod apply;
+pub mod component;
 pub mod plan;
 pub mod render;
 pub mod secrets;

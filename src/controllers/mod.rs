@@ -1,4 +1,6 @@
 //! What runs inside the cluster. Each component is observe → pure decide →
-//! thin act (`../shared/DESIGN.md`).
+//! thin act (`../shared/DESIGN.md`) on the shared [`runtime`].
 
 pub mod bootstrap_token;
+pub mod heartbeat;
+pub mod runtime;

@@ -81,6 +81,21 @@ impl KubeEnv {
         self.server.as_ref()
     }
 
+    /// A `kube::Config` for this environment's cluster (to start a
+    /// component on it).
+    pub async fn config(&self) -> kube::Config {
+        match &self.server {
+            Some(s) => s.config(),
+            None => {
+                let path = std::env::var_os("CLUSTERCTL_TEST_KUBECONFIG").expect("kubeconfig");
+                let kc = kube::config::Kubeconfig::read_from(&path).expect("read kubeconfig");
+                kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .expect("kubeconfig")
+            }
+        }
+    }
+
     /// The text of a kubeconfig for this environment's cluster (for
     /// subprocesses).
     pub fn kubeconfig_text(&self) -> String {

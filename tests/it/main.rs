@@ -21,6 +21,7 @@ mod nodeup;
 mod proxy;
 mod reachability;
 mod render;
+mod runtime;
 mod safety;
 mod secrets;
 mod shellcheck;

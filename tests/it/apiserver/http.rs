@@ -256,6 +256,25 @@ async fn dispatch(
             .ok_or_else(|| ApiError::no_route(path)),
         Route::Collection(ty, ns) => collection(shared, method, ty, ns, q, body).await,
         Route::Item(ty, ns, name) => {
+            if TYPES[ty].kind == "Lease" && (*method == Method::PUT || *method == Method::PATCH) {
+                let refused = shared
+                    .refuse_lease_holder
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if let Some(holder) = refused
+                    && parse_json(body)
+                        .ok()
+                        .and_then(|b| b.pointer("/spec/holderIdentity").cloned())
+                        == Some(Value::String(holder))
+                {
+                    return Err(ApiError::new(
+                        500,
+                        "InternalError",
+                        "lease writes of this holder are refused (test fault)",
+                    ));
+                }
+            }
             let mut store = shared.store.lock().unwrap_or_else(|p| p.into_inner());
             match *method {
                 Method::GET => store.get(ty, &ns, &name).map(|o| json_response(200, &o)),
@@ -334,6 +353,9 @@ fn delete_opts(q: &Query, body: &Value) -> DeleteOpts {
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_string),
+        grace_period: body["gracePeriodSeconds"]
+            .as_i64()
+            .or_else(|| q.get("gracePeriodSeconds").and_then(|g| g.parse().ok())),
     }
 }
 

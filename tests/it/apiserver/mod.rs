@@ -52,6 +52,9 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// Where the server listens.
     pub addr: SocketAddr,
+    /// Lease writes naming this holder are refused (500), as an API server
+    /// that cannot be reached by one replica would.
+    pub refuse_lease_holder: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -98,6 +101,7 @@ impl ApiServer {
             requests: Mutex::new(Vec::new()),
             bookmark_interval,
             addr,
+            refuse_lease_holder: Mutex::new(None),
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
@@ -125,11 +129,17 @@ impl ApiServer {
         self.shared.addr
     }
 
-    /// A `kube::Client` for this server.
-    pub fn client(&self) -> kube::Client {
+    /// A `kube::Config` for this server.
+    pub fn config(&self) -> kube::Config {
         let mut config = kube::Config::new(format!("http://{}", self.addr()).parse().expect("url"));
         config.default_namespace = "default".into();
         config.read_timeout = Some(Duration::from_secs(300));
+        config
+    }
+
+    /// A `kube::Client` for this server.
+    pub fn client(&self) -> kube::Client {
+        let mut config = self.config();
         // kube retries 429s (up to 15 times, minutes in all) by default;
         // an eviction refused by a PodDisruptionBudget must surface at once.
         config.default_retry = false;
@@ -151,6 +161,16 @@ impl ApiServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Refuses (500) every Lease write whose holder is `identity` (None:
+    /// accept all again).
+    pub fn refuse_lease_writes_of(&self, identity: Option<&str>) {
+        *self
+            .shared
+            .refuse_lease_holder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = identity.map(str::to_string);
     }
 
     /// Forgets the request log.

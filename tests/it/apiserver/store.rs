@@ -30,7 +30,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code,
             reason,
@@ -169,6 +169,8 @@ pub struct DeleteOpts {
     pub uid: Option<String>,
     /// Precondition on resourceVersion.
     pub resource_version: Option<String>,
+    /// `gracePeriodSeconds` (Pods).
+    pub grace_period: Option<i64>,
 }
 
 /// Which part of an object a write targets.
@@ -433,10 +435,28 @@ impl Store {
         self.objects.insert(key.clone(), obj.clone());
         self.uids.insert(uid, key);
         self.emit(ty, ns, EventType::Added, obj.clone(), None);
+        if t.kind == "Namespace" {
+            self.publish_root_ca(meta_str(&obj, "name").unwrap_or_default());
+        }
         if !owner_uids(&obj).is_empty() {
             self.gc();
         }
         Ok(obj)
+    }
+
+    /// What kube-controller-manager's root-CA publisher does in every new
+    /// namespace: a `kube-root-ca.crt` ConfigMap (tests must not assume a
+    /// new namespace is empty).
+    fn publish_root_ca(&mut self, ns: &str) {
+        let Some(cm) = ResourceType::index_of("", "v1", "configmaps") else {
+            return;
+        };
+        let obj = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "kube-root-ca.crt", "namespace": ns },
+            "data": { "ca.crt": "-----BEGIN CERTIFICATE-----\n(test API server: plain HTTP)\n-----END CERTIFICATE-----\n" },
+        });
+        let _ = self.insert(cm, ns, obj, false);
     }
 
     /// Replaces an object (PUT), with optimistic concurrency.
@@ -716,6 +736,11 @@ impl Store {
             return Err(ApiError::conflict(t, name));
         }
         let uid = meta_str(&old, "uid").unwrap_or_default().to_string();
+        if t.kind == "Pod"
+            && let Some(done) = self.delete_pod_gracefully(ty, ns, &key, &old, opts)
+        {
+            return Ok(done);
+        }
         let policy = opts.propagation.as_deref().unwrap_or("Background");
         if !["Background", "Foreground", "Orphan"].contains(&policy) {
             return Err(ApiError::bad_request(format!(
@@ -750,6 +775,55 @@ impl Store {
         let out = self.remove(&key);
         self.gc();
         Ok(out)
+    }
+
+    /// A Pod's graceful deletion, as the real server does it: the first
+    /// delete sets `deletionTimestamp` (a MODIFIED event). A pod that is not
+    /// on a node, or a delete with grace period 0, then goes at once
+    /// (DELETED); a pod on a node stays, terminating, until its kubelet
+    /// deletes it again with grace period 0. `None`: carry on with the
+    /// ordinary deletion (finalizers, propagation).
+    fn delete_pod_gracefully(
+        &mut self,
+        ty: usize,
+        ns: &str,
+        key: &Key,
+        old: &Value,
+        opts: &DeleteOpts,
+    ) -> Option<Value> {
+        let on_node = old
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let grace = opts
+            .grace_period
+            .or_else(|| {
+                old.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(30)
+            .max(0);
+        let terminating = old.pointer("/metadata/deletionTimestamp").is_some();
+        let graceful = on_node && grace > 0;
+        if terminating {
+            // Already terminating: only its kubelet's (grace 0) delete ends it.
+            return if graceful { Some(old.clone()) } else { None };
+        }
+        let mut new = old.clone();
+        let when = chrono::Utc::now() + chrono::Duration::seconds(if graceful { grace } else { 0 });
+        new["metadata"]["deletionTimestamp"] = when
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .into();
+        new["metadata"]["deletionGracePeriodSeconds"] = (if graceful { grace } else { 0 }).into();
+        let out = self.commit(ty, ns, key.clone(), old.clone(), new);
+        if graceful || !finalizers(&out).is_empty() || !self.objects.contains_key(key) {
+            // Terminating, held by finalizers, or already collected (the
+            // collector removes what is marked and holds no finalizer).
+            return Some(out);
+        }
+        let out = self.remove(key);
+        self.gc();
+        Some(out)
     }
 
     /// Removes an object now and emits DELETED.
@@ -865,7 +939,9 @@ impl Store {
                 };
                 let fins = finalizers(&o);
                 let uid = meta_str(&o, "uid").unwrap_or_default().to_string();
-                if fins.is_empty() {
+                if fins.is_empty() && terminating_on_node(&o) {
+                    // Its kubelet ends it (a delete with grace period 0).
+                } else if fins.is_empty() {
                     self.remove(&k);
                     changed = true;
                 } else if fins.iter().any(|f| f == "foregroundDeletion") {
@@ -1099,6 +1175,17 @@ fn keep_server_fields(old: &Value, new: &mut Value) {
 
 /// The real server's name rules: RBAC objects need only be path segments
 /// (`system:coredns`), everything served here else a DNS-1123 subdomain.
+/// A Pod on a node in its graceful termination period.
+fn terminating_on_node(o: &Value) -> bool {
+    o["kind"] == "Pod"
+        && o.pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty())
+        && o.pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g > 0)
+}
+
 fn valid_name(t: &ResourceType, n: &str) -> bool {
     if t.group == "rbac.authorization.k8s.io" {
         return !n.is_empty() && n != "." && n != ".." && !n.contains(['/', '%']);

@@ -66,7 +66,7 @@ pub struct RuntimeArgs {
     #[arg(long, value_name = "FILE", env = "CLUSTERCTL_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// Time between passes (watch events also start one, debounced).
-    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_INTERVAL", default_value = "30s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_INTERVAL", default_value = "30s", value_parser = duration, allow_hyphen_values = true)]
     pub interval: Duration,
     /// One observe → decide → act pass, then exit (what CronJobs run).
     #[arg(long, env = "CLUSTERCTL_ONCE")]
@@ -92,16 +92,16 @@ pub struct RuntimeArgs {
     #[arg(long, env = "CLUSTERCTL_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
     /// How long a Lease is valid after its last renewal.
-    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_LEASE_DURATION", default_value = "15s", value_parser = duration, allow_hyphen_values = true)]
     pub lease_duration: Duration,
     /// How often the leader renews (shorter than --lease-duration).
-    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_RENEW_PERIOD", default_value = "5s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_RENEW_PERIOD", default_value = "5s", value_parser = duration, allow_hyphen_values = true)]
     pub renew_period: Duration,
     /// Watch events within this window start one pass.
-    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_DEBOUNCE", default_value = "1s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_DEBOUNCE", default_value = "1s", value_parser = duration, allow_hyphen_values = true)]
     pub debounce: Duration,
     /// On SIGTERM, how long the pass in progress may take to finish.
-    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration, allow_hyphen_values = true)]
     pub shutdown_grace: Duration,
     /// This replica's name (the pod's; a random suffix is added).
     #[arg(long, env = "POD_NAME")]

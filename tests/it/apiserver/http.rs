@@ -115,6 +115,29 @@ fn discovery_groups() -> Vec<(String, String)> {
     gv
 }
 
+/// kubectl's short names (`kubectl get ns`), as the real server lists them.
+fn short_names(plural: &str) -> Vec<&'static str> {
+    match plural {
+        "namespaces" => vec!["ns"],
+        "nodes" => vec!["no"],
+        "pods" => vec!["po"],
+        "services" => vec!["svc"],
+        "configmaps" => vec!["cm"],
+        "serviceaccounts" => vec!["sa"],
+        "events" => vec!["ev"],
+        "resourcequotas" => vec!["quota"],
+        "limitranges" => vec!["limits"],
+        "deployments" => vec!["deploy"],
+        "replicasets" => vec!["rs"],
+        "statefulsets" => vec!["sts"],
+        "daemonsets" => vec!["ds"],
+        "cronjobs" => vec!["cj"],
+        "ingresses" => vec!["ing"],
+        "poddisruptionbudgets" => vec!["pdb"],
+        _ => vec![],
+    }
+}
+
 fn resource_list(group: &str, version: &str) -> Option<Value> {
     let gv = if group.is_empty() {
         version.to_string()
@@ -128,6 +151,7 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
     {
         resources.push(json!({
             "name": t.plural, "singularName": t.kind.to_lowercase(), "namespaced": t.namespaced, "kind": t.kind,
+            "shortNames": short_names(t.plural),
             "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
         }));
         for sub in t.subresources {

@@ -2,15 +2,16 @@
 //! tests and benchmark. Each pass it records the time in a ConfigMap
 //! (`clusterctl-heartbeat`, in its namespace) and says so in an Event; a
 //! dry run only says what it would write. With `--watch-pods` it keeps a
-//! stripped cache of every Pod, as the node autoscaler will.
+//! cache of every Pod, slim and stripped, as the node autoscaler does.
 
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 
-use super::runtime::{Component, Context, LoopError, cache};
+use super::runtime::slim::{SlimPod, strip_slim_pod};
+use super::runtime::{Component, Context, LoopError};
 
 /// Its flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -26,7 +27,7 @@ pub struct HeartbeatArgs {
 /// The component.
 pub struct Heartbeat {
     args: HeartbeatArgs,
-    pods: Option<Store<Pod>>,
+    pods: Option<Store<SlimPod>>,
     beats: u64,
 }
 
@@ -52,11 +53,11 @@ impl Component for Heartbeat {
 
     async fn start(&mut self, ctx: &Context) -> Result<(), LoopError> {
         if self.args.watch_pods {
-            let api: Api<Pod> = Api::all(ctx.clients.client.clone());
+            let api: Api<SlimPod> = Api::all(ctx.clients.client.clone());
             self.pods = Some(ctx.cache(
                 api,
                 watcher::Config::default().page_size(500),
-                cache::strip_pod,
+                strip_slim_pod,
                 false,
             ));
         }

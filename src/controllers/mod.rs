@@ -3,4 +3,5 @@
 
 pub mod bootstrap_token;
 pub mod heartbeat;
+pub mod node_autoscaler;
 pub mod runtime;

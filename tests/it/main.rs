@@ -6,6 +6,7 @@ pub mod apiserver;
 mod bootstrap_token;
 mod bucket_owner;
 mod cli;
+pub mod component;
 mod direct;
 mod faults;
 mod fuzz;

@@ -99,7 +99,8 @@ case "${name}" in
         config="$(arg_after --config "$@")"
         if [ -f "${STUB_ROOT}/etc/kubernetes/pki/ca.crt" ]; then ca=present; else ca=absent; fi
         if grep -q "${STUB_TOKEN}" "${config}"; then tok=in-config; else tok=missing; fi
-        echo "kubeadm-$1 pki-ca=${ca} token=${tok} config=${config}" >>"${STUB_LOG}.events"
+        pid="$(grep -A1 'name: provider-id' "${config}" | sed -n 's/.*value: "\(.*\)"/\1/p')"
+        echo "kubeadm-$1 pki-ca=${ca} token=${tok} config=${config} provider-id=${pid}" >>"${STUB_LOG}.events"
         if fail_once kubeadm-failures; then echo "error execution phase preflight: stub failure" >&2; exit 1; fi ;;
       reset) ;;
     esac ;;
@@ -114,6 +115,7 @@ case "${name}" in
     case "$*" in
       *api/token*) echo "imds-session" ;;
       *meta-data/instance-id*) cat "${ctl}/instance-id" ;;
+      *meta-data/placement/availability-zone*) echo eu-west-1b ;;
       *dynamic/instance-identity/document*)
         printf '{\n  "accountId" : "123456789012",\n  "region" : "eu-west-1"\n}\n' ;;
       *meta-data/local-ipv4*) cat "${ctl}/private-ip" ;;
@@ -378,6 +380,12 @@ fn a_worker_joins_without_the_ca_file_and_keeps_the_token_out_of_sight() {
             h.token_left_behind()
         );
         assert!(!h.root.join("etc/kubernetes/pki/ca.crt").exists());
+        // The kubelet names its instance (zone and id from IMDS).
+        assert!(
+            run.events[0].ends_with("provider-id=aws:///eu-west-1b/i-self"),
+            "{example}: {:?}",
+            run.events
+        );
     }
 }
 

@@ -9,6 +9,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
+use crate::component::{get, parse_prometheus};
 use crate::kube_env::{KubeEnv, eventually};
 
 /// Passes as (identity, when).
@@ -200,68 +201,6 @@ async fn a_leader_that_cannot_renew_stops_before_another_acquires() {
     env.cleanup().await;
 }
 
-/// A sample: name, labels, value.
-type Sample = (String, Vec<(String, String)>, f64);
-
-/// The families and samples of a Prometheus text exposition, checked line
-/// by line (a line that is neither fails the test).
-fn parse_prometheus(text: &str) -> Vec<Sample> {
-    let sample = regex::Regex::new(
-        r#"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (\S+)( \d+)?$"#,
-    )
-    .unwrap();
-    let label = regex::Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)""#).unwrap();
-    let mut out = Vec::new();
-    let mut eof = false;
-    for line in text.lines() {
-        assert!(!eof, "text after # EOF: {line}");
-        if line == "# EOF" {
-            eof = true;
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# ") {
-            let kw = rest.split_whitespace().next().unwrap_or_default();
-            assert!(
-                ["HELP", "TYPE", "UNIT"].contains(&kw),
-                "bad comment: {line}"
-            );
-            continue;
-        }
-        let c = sample
-            .captures(line)
-            .unwrap_or_else(|| panic!("not a sample: {line}"));
-        let labels = c
-            .get(3)
-            .map(|l| {
-                label
-                    .captures_iter(l.as_str())
-                    .map(|m| (m[1].to_string(), m[2].to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let value: f64 = match &c[4] {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value: {line}")),
-        };
-        out.push((c[1].to_string(), labels, value));
-    }
-    assert!(eof, "an OpenMetrics exposition ends with # EOF");
-    out
-}
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let url = format!("http://{addr}{path}");
-    let out = tokio::process::Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", &url])
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_serve_metrics_health_and_readiness() {
     let env = KubeEnv::new("runtime-endpoints").await;
@@ -418,20 +357,11 @@ async fn dry_run_writes_nothing_but_events_and_the_lease() {
     }
     let (c, a) = heartbeat(true);
     let h = runtime::start(c, a, env.config().await).await.unwrap();
-    let events =
-        Api::<k8s_openapi::api::events::v1::Event>::namespaced(env.client.clone(), &env.ns);
-    eventually("a dry-run Event", || async {
-        events
-            .list(&Default::default())
+    eventually("a dry-run Event from the heartbeat", || async {
+        crate::component::events(&env, "Heartbeat")
             .await
-            .unwrap()
-            .items
             .iter()
-            .any(|e| {
-                e.note
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with("(dry run) beat"))
-            })
+            .any(|(note, by)| note.starts_with("(dry run) beat") && by == "clusterctl-heartbeat")
     })
     .await;
     h.stop().await.unwrap();

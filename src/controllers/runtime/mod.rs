@@ -5,7 +5,8 @@
 //!   client that never retries a 429, for evictions);
 //! - [`leader`]: leader election on a Lease, fenced by time;
 //! - [`serve`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz`;
-//! - [`cache`]: stripped reflectors;
+//! - [`cache`] and [`slim`]: stripped reflectors, and slim objects that
+//!   decode only what components read;
 //! - [`driver`]: the loop (interval and debounced watch events, error
 //!   categories, `--once`, `--dry-run`, SIGTERM).
 //!
@@ -17,6 +18,7 @@ pub mod driver;
 pub mod leader;
 pub mod metrics;
 pub mod serve;
+pub mod slim;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -345,5 +347,26 @@ fn reporter(component: &str, identity: &str) -> Reporter {
     Reporter {
         controller: format!("clusterctl-{component}"),
         instance: Some(identity.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_refuse_what_is_not_one() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("1m30s"), Ok(Duration::from_secs(90)));
+        for bad in ["-3s", "0s", "", "soon", "3", "1x", "🙂"] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_duration_input_panics(s in "\\PC{0,12}") {
+            let _ = duration(&s);
+        }
     }
 }

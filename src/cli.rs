@@ -123,8 +123,17 @@ pub enum Command {
     },
     /// Deploy a git branch as a preview environment (not implemented yet).
     Preview(Stub),
-    /// Run the multi-AZ node autoscaler (not implemented yet).
-    NodeAutoscaler(Stub),
+    /// The multi-AZ node autoscaler: `simulate` shows what it would decide
+    /// on a recorded snapshot (the controller itself is not implemented yet).
+    #[command(args_conflicts_with_subcommands = true)]
+    NodeAutoscaler {
+        #[command(subcommand)]
+        command: Option<NodeAutoscalerCommand>,
+        #[command(flatten)]
+        runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
+        #[command(flatten)]
+        settings: Box<clusterctl::controllers::node_autoscaler::args::SettingsArgs>,
+    },
     /// Run the RabbitMQ queue-driven pod autoscaler (not implemented yet).
     QueueAutoscaler(Stub),
     /// Run the janitor: old ReplicaSets, finished Jobs, evicted pods, TTLs (not implemented yet).
@@ -160,7 +169,7 @@ pub enum Command {
     #[command(hide = true)]
     Heartbeat {
         #[command(flatten)]
-        runtime: clusterctl::controllers::runtime::RuntimeArgs,
+        runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
         #[command(flatten)]
         heartbeat: clusterctl::controllers::heartbeat::HeartbeatArgs,
     },
@@ -206,6 +215,22 @@ pub struct AddonsArgs {
     /// How long to wait for the API to answer.
     #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = parse_lock_timeout)]
     pub api_timeout: LockTimeout,
+}
+
+/// `node-autoscaler` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NodeAutoscalerCommand {
+    /// Decide on a recorded snapshot (YAML or JSON of nodes, pods, groups)
+    /// and print the decision with its reasons.
+    Simulate {
+        /// The snapshot.
+        #[arg(long, value_name = "FILE")]
+        snapshot: PathBuf,
+        #[command(flatten)]
+        settings: clusterctl::controllers::node_autoscaler::args::SettingsArgs,
+        #[command(flatten)]
+        output: OutputArg,
+    },
 }
 
 /// `bootstrap-token` subcommands.

@@ -12,7 +12,10 @@ use clap::{CommandFactory, Parser};
 use clusterctl::direct::Operation;
 use clusterctl::spec::SpecError;
 
-use cli::{AddonsCommand, Cli, Command, Format, SecretsCommand, StateCommand, TokenCommand};
+use cli::{
+    AddonsCommand, Cli, Command, Format, NodeAutoscalerCommand, SecretsCommand, StateCommand,
+    TokenCommand,
+};
 use commands::{AppError, Report};
 
 fn main() -> ExitCode {
@@ -20,7 +23,7 @@ fn main() -> ExitCode {
     if let Command::Heartbeat { runtime, heartbeat } = cli.command {
         return commands::component::run(
             clusterctl::controllers::heartbeat::Heartbeat::new(heartbeat),
-            runtime,
+            *runtime,
             cli.verbose,
         );
     }
@@ -35,6 +38,10 @@ fn main() -> ExitCode {
         }
         | Command::BootstrapToken {
             command: TokenCommand::Rotate { output, .. },
+        }
+        | Command::NodeAutoscaler {
+            command: Some(NodeAutoscalerCommand::Simulate { output, .. }),
+            ..
         } => output.output.unwrap_or(cli.output),
         Command::Render { format, .. } => format.unwrap_or(cli.output),
         _ => cli.output,
@@ -218,7 +225,22 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
             return Ok(None);
         }
         Command::Preview(_) => return not_implemented("preview"),
-        Command::NodeAutoscaler(_) => return not_implemented("node-autoscaler"),
+        Command::NodeAutoscaler {
+            command:
+                Some(NodeAutoscalerCommand::Simulate {
+                    snapshot, settings, ..
+                }),
+            ..
+        } => commands::node_autoscaler::simulate(&snapshot, &settings.settings())?,
+        Command::NodeAutoscaler { runtime, .. } => {
+            if let Err(msg) = runtime.check() {
+                return Err(AppError::Usage(msg));
+            }
+            eprintln!(
+                "clusterctl: the controller loop lands with its AWS side; `clusterctl node-autoscaler simulate --snapshot FILE` decides on a recorded snapshot"
+            );
+            return not_implemented("node-autoscaler");
+        }
         Command::QueueAutoscaler(_) => return not_implemented("queue-autoscaler"),
         Command::Janitor(_) => return not_implemented("janitor"),
         // Dispatched in main before logging is set up.

@@ -19,6 +19,7 @@ pub mod kubelet;
 mod lifecycle;
 mod moto;
 mod neighbours;
+mod node_autoscaler;
 mod nodeup;
 mod proxy;
 mod reachability;

@@ -6,8 +6,10 @@
 //! - [`decide`]: the pure decision, in [`scale_up`] and [`scale_down`],
 //!   over the indexes of [`view`] and the predicates of [`fit`].
 
+pub mod args;
 pub mod decide;
 pub mod fit;
+pub mod generate;
 pub mod model;
 pub mod resources;
 pub mod scale_down;

@@ -54,23 +54,30 @@ fn pdbs_of(view: &View, pod: &PodInfo) -> Vec<usize> {
 }
 
 /// Whether the pods of node `victim` fit on the other nodes (not `gone`),
-/// given what has already been moved there (`extra`); on success the moves
-/// are added to `extra`.
+/// given each node's `free` resources; on success the moves are taken
+/// from `free`.
 fn relocate(
     view: &View,
     victim: usize,
     pods: &[&PodInfo],
     gone: &[usize],
-    extra: &mut HashMap<usize, Resources>,
+    free: &mut [Resources],
 ) -> Result<(), String> {
-    let mut trial = extra.clone();
+    let mut trial: HashMap<usize, Resources> = HashMap::new();
     for pod in pods {
         let target = view.snap.nodes.iter().enumerate().find(|(i, n)| {
-            *i != victim && !gone.contains(i) && n.ready && !n.unschedulable && !n.deleting && {
-                let used = view.requested(*i) + trial.get(i).copied().unwrap_or_default();
-                let free = n.allocatable - used;
-                fits(pod, &n.labels, &n.taints, &free, &n.allocatable).is_none()
-            }
+            *i != victim
+                && n.ready
+                && !n.unschedulable
+                && !n.deleting
+                && pod
+                    .requests
+                    .fits_in(&(free[*i] - trial.get(i).copied().unwrap_or_default()))
+                && !gone.contains(i)
+                && {
+                    let left = free[*i] - trial.get(i).copied().unwrap_or_default();
+                    fits(pod, &n.labels, &n.taints, &left, &n.allocatable).is_none()
+                }
         });
         match target {
             Some((i, _)) => *trial.entry(i).or_default() += pod.requests,
@@ -82,7 +89,9 @@ fn relocate(
             }
         }
     }
-    *extra = trial;
+    for (i, used) in trial {
+        free[i] = free[i] - used;
+    }
     Ok(())
 }
 
@@ -144,7 +153,9 @@ pub fn decide(
     });
     let mut size: BTreeMap<AsgRef, i64> = desired_now.clone();
     let mut gone: Vec<usize> = Vec::new();
-    let mut extra: HashMap<usize, Resources> = HashMap::new();
+    let mut free: Vec<Resources> = (0..snap.nodes.len())
+        .map(|i| snap.nodes[i].allocatable - view.requested(i))
+        .collect();
     let mut budget = pdb_budget(view);
     let (mut empty_taken, mut busy_taken) = (0usize, 0usize);
     let mut out = Vec::new();
@@ -221,7 +232,7 @@ pub fn decide(
         }
         let mut others = gone.clone();
         others.push(i);
-        if let Err(why) = relocate(view, i, &pods, &others, &mut extra) {
+        if let Err(why) = relocate(view, i, &pods, &others, &mut free) {
             reasons.push(format!("{}: {why}", node.name));
             continue;
         }

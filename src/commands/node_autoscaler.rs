@@ -1,0 +1,81 @@
+//! `clusterctl node-autoscaler simulate --snapshot FILE`: the decision on a
+//! recorded snapshot, with its reasons.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use clusterctl::controllers::node_autoscaler::{Settings, Snapshot, decide};
+
+use super::{AppError, Report};
+
+/// Reads a snapshot (YAML or JSON).
+pub fn read_snapshot(path: &Path) -> Result<Snapshot, AppError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AppError::Usage(format!("{}: {e}", path.display())))?;
+    let de = serde_norway::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        let line = inner
+            .location()
+            .map(|l| format!(":{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        AppError::Usage(format!("{}{line}: {at}: {inner}", path.display()))
+    })
+}
+
+/// Decides on the snapshot at `path`.
+pub fn simulate(path: &Path, settings: &Settings) -> Result<Report, AppError> {
+    let snap = read_snapshot(path)?;
+    let started = Instant::now();
+    let d = decide(&snap, settings);
+    let took = started.elapsed();
+    let mut h = String::new();
+    let _ = writeln!(
+        h,
+        "Snapshot {}: {} nodes, {} pods, {} groups; decided in {:.1} ms.",
+        path.display(),
+        snap.nodes.len(),
+        snap.pods.len(),
+        snap.groups.len(),
+        took.as_secs_f64() * 1000.0
+    );
+    if d.set_desired.is_empty() && d.remove.is_empty() {
+        h.push_str("\nNo changes.\n");
+    }
+    for s in &d.set_desired {
+        let _ = writeln!(
+            h,
+            "\n~ {} ({}, {}): desired {} -> {}: {}",
+            s.asg, s.group, s.zone, s.from, s.to, s.reason
+        );
+    }
+    for r in &d.remove {
+        let _ = writeln!(
+            h,
+            "\n- node {} ({} in {}, instance {}): {}; evicts {} pods",
+            r.node,
+            r.asg,
+            r.zone,
+            r.instance,
+            r.reason,
+            r.evict.len()
+        );
+    }
+    if !d.notes.is_empty() {
+        let _ = writeln!(h, "\nEvents:");
+        for n in &d.notes {
+            let _ = writeln!(h, "  {:?} {:?}: {}", n.kind, n.target, n.message);
+        }
+    }
+    if !d.reasons.is_empty() {
+        let _ = writeln!(h, "\nNot done, and why:");
+        for r in &d.reasons {
+            let _ = writeln!(h, "  {r}");
+        }
+    }
+    let mut json = serde_json::to_value(&d)?;
+    json["decisionMillis"] = (took.as_secs_f64() * 1000.0).into();
+    Ok(Report::ok(h, json))
+}

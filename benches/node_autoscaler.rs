@@ -27,7 +27,12 @@ fn case(name: &str, size: Size, iterations: usize) {
         .unwrap()
         .with_timezone(&chrono::Utc);
     let snap = synthetic(size, now);
-    let settings = Settings::default();
+    // Room to grow: the default --max-nodes-total (1,000) would hold the
+    // large case at its size.
+    let settings = Settings {
+        max_nodes_total: 20_000,
+        ..Settings::default()
+    };
     let mut samples: Vec<Duration> = Vec::new();
     let mut last = None;
     for _ in 0..iterations {

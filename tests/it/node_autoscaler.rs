@@ -87,3 +87,64 @@ fn a_bad_snapshot_is_reported_at_its_field_and_line() {
         "{err}"
     );
 }
+
+/// The AWS side against moto_server: ha.yaml applied by clusterctl, then
+/// the node groups read back through the trait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_node_groups_are_discovered_by_tags_with_templates() {
+    use clusterctl::controllers::node_autoscaler::cloud::{AwsNodeGroups, NodeGroups};
+    let Some(moto) = crate::moto::Moto::start() else {
+        return;
+    };
+    crate::direct::account(&moto, "eu-west-1").await;
+    let out = moto
+        .clusterctl(&["apply", "-f", "examples/ha.yaml", "--yes"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clients = clusterctl::cloud::Clients::from_sdk(&moto.sdk_config("eu-west-1").await, true);
+    let groups = AwsNodeGroups::new(&clients, "ha.example.com");
+    let found = groups.groups().await.unwrap();
+    let names: Vec<&str> = found.iter().map(|g| g.name.as_str()).collect();
+    // Only the groups with autoscaler.enabled (not the control planes).
+    assert_eq!(names, ["nodes", "spot-batch"]);
+    let nodes = &found[0];
+    assert_eq!(nodes.zones.len(), 3);
+    assert_eq!(nodes.zones.iter().map(|z| z.min).sum::<i64>(), 3);
+    assert_eq!(nodes.zones.iter().map(|z| z.max).sum::<i64>(), 30);
+    assert!(nodes.zones.windows(2).all(|w| w[0].zone < w[1].zone));
+    assert_eq!(nodes.priority, 10);
+    assert_eq!(nodes.template.instance_type, "m6i.xlarge");
+    assert_eq!(
+        nodes.template.allocatable.cpu_m, 4000,
+        "{:?}",
+        nodes.template
+    );
+    assert_eq!(nodes.template.labels["workload"], "general");
+    let spot = &found[1];
+    assert_eq!(spot.template.instance_type, "m6i.large");
+    assert_eq!(spot.template.labels["lifecycle"], "spot");
+    assert_eq!(spot.template.taints[0].key, "dedicated");
+    assert_eq!(spot.template.taints[0].effect, "NoSchedule");
+
+    // The writes.
+    let asg = nodes.zones[0].name.clone();
+    groups.set_desired(&asg, 2).await.unwrap();
+    let again = groups.groups().await.unwrap();
+    assert_eq!(again[0].zones[0].desired, 2);
+    let instance = again[0].zones[0].instances[0].id.clone();
+    groups.terminate(&instance).await.unwrap();
+    let after = groups.groups().await.unwrap();
+    assert_eq!(after[0].zones[0].desired, 1);
+    assert!(
+        groups
+            .failures(chrono::Utc::now() - chrono::Duration::hours(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -7,6 +7,7 @@
 //!   over the indexes of [`view`] and the predicates of [`fit`].
 
 pub mod args;
+pub mod cloud;
 pub mod decide;
 pub mod fit;
 pub mod generate;

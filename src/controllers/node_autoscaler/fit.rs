@@ -59,7 +59,8 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     }
 }
 
-fn requirement(r: &Requirement, labels: &BTreeMap<String, String>) -> bool {
+/// Whether `labels` satisfy `r` (In, NotIn, Exists, DoesNotExist, Gt, Lt).
+pub fn requirement(r: &Requirement, labels: &BTreeMap<String, String>) -> bool {
     let v = labels.get(&r.key);
     match r.operator.as_str() {
         "In" => v.is_some_and(|v| r.values.contains(v)),

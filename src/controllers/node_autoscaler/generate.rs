@@ -180,6 +180,7 @@ pub fn synthetic(size: Size, now: DateTime<Utc>) -> Snapshot {
             namespace: format!("team-{}", i % 40),
             name: format!("pdb-{i}"),
             match_labels: BTreeMap::from([("app".to_string(), format!("app-{}", i * 5))]),
+            match_expressions: vec![],
             disruptions_allowed: (i % 2) as i64,
         })
         .collect();

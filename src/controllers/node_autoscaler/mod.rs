@@ -12,6 +12,7 @@ pub mod decide;
 pub mod fit;
 pub mod generate;
 pub mod model;
+pub mod observe;
 pub mod resources;
 pub mod scale_down;
 pub mod scale_up;

@@ -156,9 +156,13 @@ pub struct PdbInfo {
     pub namespace: String,
     /// Name.
     pub name: String,
-    /// matchLabels (matchExpressions are read as a selector that matches
-    /// nothing it cannot evaluate: see `observe`).
+    /// matchLabels (an empty selector matches every pod of the namespace,
+    /// as in policy/v1).
+    #[serde(default)]
     pub match_labels: BTreeMap<String, String>,
+    /// matchExpressions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<Requirement>,
     /// status.disruptionsAllowed.
     pub disruptions_allowed: i64,
 }

@@ -985,6 +985,7 @@ fn scale_down_cases() {
                         namespace: "default".into(),
                         name: "web".into(),
                         match_labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
+                        match_expressions: vec![],
                         disruptions_allowed: 0,
                     })
                 }),
@@ -1015,6 +1016,7 @@ fn scale_down_cases() {
                         namespace: "default".into(),
                         name: "web".into(),
                         match_labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
+                        match_expressions: vec![],
                         disruptions_allowed: 1,
                     })
                 }),

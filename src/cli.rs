@@ -123,12 +123,22 @@ pub enum Command {
     },
     /// Deploy a git branch as a preview environment (not implemented yet).
     Preview(Stub),
-    /// The multi-AZ node autoscaler: `simulate` shows what it would decide
-    /// on a recorded snapshot (the controller itself is not implemented yet).
+    /// The multi-AZ node autoscaler (a controller on the runtime); `simulate`
+    /// shows what it would decide on a recorded snapshot.
     #[command(args_conflicts_with_subcommands = true)]
     NodeAutoscaler {
         #[command(subcommand)]
         command: Option<NodeAutoscalerCommand>,
+        /// The cluster whose Auto Scaling groups it manages (their
+        /// KubernetesCluster tag).
+        #[arg(long, env = "CLUSTERCTL_CLUSTER_NAME")]
+        cluster_name: Option<String>,
+        /// The AWS region.
+        #[arg(long, env = "AWS_REGION")]
+        region: Option<String>,
+        /// Give up draining a node after this long (it is uncordoned).
+        #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_DRAIN_TIMEOUT", default_value = "10m", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+        drain_timeout: std::time::Duration,
         #[command(flatten)]
         runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
         #[command(flatten)]

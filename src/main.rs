@@ -20,6 +20,24 @@ use commands::{AppError, Report};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::NodeAutoscaler {
+        command: None,
+        cluster_name,
+        region,
+        drain_timeout,
+        runtime,
+        settings,
+    } = cli.command
+    {
+        return commands::node_autoscaler::run(
+            cluster_name,
+            region,
+            drain_timeout,
+            *runtime,
+            settings.settings(),
+            cli.verbose,
+        );
+    }
     if let Command::Heartbeat { runtime, heartbeat } = cli.command {
         return commands::component::run(
             clusterctl::controllers::heartbeat::Heartbeat::new(heartbeat),
@@ -232,15 +250,7 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
                 }),
             ..
         } => commands::node_autoscaler::simulate(&snapshot, &settings.settings())?,
-        Command::NodeAutoscaler { runtime, .. } => {
-            if let Err(msg) = runtime.check() {
-                return Err(AppError::Usage(msg));
-            }
-            eprintln!(
-                "clusterctl: the controller loop lands with its AWS side; `clusterctl node-autoscaler simulate --snapshot FILE` decides on a recorded snapshot"
-            );
-            return not_implemented("node-autoscaler");
-        }
+        Command::NodeAutoscaler { .. } => return Ok(None),
         Command::QueueAutoscaler(_) => return not_implemented("queue-autoscaler"),
         Command::Janitor(_) => return not_implemented("janitor"),
         // Dispatched in main before logging is set up.

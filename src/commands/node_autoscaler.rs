@@ -79,3 +79,46 @@ pub fn simulate(path: &Path, settings: &Settings) -> Result<Report, AppError> {
     json["decisionMillis"] = (took.as_secs_f64() * 1000.0).into();
     Ok(Report::ok(h, json))
 }
+
+/// `clusterctl node-autoscaler`: the controller, until SIGTERM.
+pub fn run(
+    cluster: Option<String>,
+    region: Option<String>,
+    drain_timeout: std::time::Duration,
+    runtime: clusterctl::controllers::runtime::RuntimeArgs,
+    settings: Settings,
+    verbose: u8,
+) -> std::process::ExitCode {
+    use clusterctl::controllers::drain::DrainOptions;
+    use clusterctl::controllers::node_autoscaler::cloud::AwsNodeGroups;
+    use clusterctl::controllers::node_autoscaler::component::NodeAutoscaler;
+    let (Some(cluster), Some(region)) = (cluster, region) else {
+        eprintln!(
+            "error: the following required arguments were not provided:\n  --cluster-name <CLUSTER_NAME>\n  --region <REGION>\n\nFor more information, try '--help'."
+        );
+        return std::process::ExitCode::from(2);
+    };
+    // The AWS clients load inside the component's runtime.
+    let groups = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(async {
+            let clients = clusterctl::cloud::Clients::load(&region).await;
+            AwsNodeGroups::new(&clients, &cluster)
+        }),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let component = NodeAutoscaler::new(
+        std::sync::Arc::new(groups),
+        settings,
+        DrainOptions {
+            timeout: drain_timeout,
+            ..DrainOptions::default()
+        },
+    );
+    super::component::run(component, runtime, verbose)
+}

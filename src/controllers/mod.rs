@@ -2,6 +2,7 @@
 //! thin act (`../shared/DESIGN.md`) on the shared [`runtime`].
 
 pub mod bootstrap_token;
+pub mod drain;
 pub mod heartbeat;
 pub mod node_autoscaler;
 pub mod runtime;

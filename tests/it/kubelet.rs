@@ -157,6 +157,11 @@ impl FakeKubelet {
             .await;
     }
 
+    /// The nodes it runs, in full.
+    pub fn nodes(&self) -> Vec<FakeNode> {
+        self.nodes.lock().unwrap().values().cloned().collect()
+    }
+
     /// The nodes it runs.
     pub fn names(&self) -> Vec<String> {
         self.nodes.lock().unwrap().keys().cloned().collect()
@@ -425,8 +430,35 @@ async fn bind_pending(client: &kube::Client) {
     }) {
         let Some(node) = nodes.items.iter().find(|n| {
             let name = n.metadata.name.clone().unwrap_or_default();
-            fits(p, n, used.get(&name).copied().unwrap_or(0))
+            n.spec.as_ref().and_then(|s| s.unschedulable) != Some(true)
+                && fits(p, n, used.get(&name).copied().unwrap_or(0))
         }) else {
+            // As kube-scheduler does: say it does not fit.
+            let unschedulable = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable")
+                    })
+                });
+            if !unschedulable {
+                let api = Api::<Pod>::namespaced(
+                    client.clone(),
+                    p.metadata.namespace.as_deref().unwrap_or("default"),
+                );
+                let status = json!({ "status": { "phase": "Pending", "conditions": [{
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": "0 nodes are available (fake binder)" }] } });
+                let _ = api
+                    .patch_status(
+                        p.metadata.name.as_deref().unwrap_or_default(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&status),
+                    )
+                    .await;
+            }
             continue;
         };
         let node_name = node.metadata.name.clone().unwrap_or_default();

@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod cloud;
+pub mod component;
 pub mod decide;
 pub mod fit;
 pub mod generate;

@@ -231,6 +231,37 @@ pub fn decide(
     let mut remaining = kinds(view, &pending);
     let mut notes = Vec::new();
 
+    // Pods that fit on a ready node as things are will be scheduled there
+    // (the scheduler has not caught up yet, for example with a node that
+    // just joined): they need no new node.
+    let mut free: Vec<Resources> = snap
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n.allocatable - view.requested(i))
+        .collect();
+    for kind in &mut remaining {
+        let pod = &snap.pods[kind.example];
+        for (i, n) in snap.nodes.iter().enumerate() {
+            if kind.pods.is_empty() {
+                break;
+            }
+            if !n.ready
+                || n.unschedulable
+                || n.deleting
+                || placement(pod, &n.labels, &n.taints).is_some()
+            {
+                continue;
+            }
+            let k = how_many(&pod.requests, &free[i]).min(kind.pods.len() as i64);
+            if k > 0 {
+                free[i] = free[i] - pod.requests.times(k);
+                kind.pods.drain(..k as usize);
+            }
+        }
+    }
+    remaining.retain(|k| !k.pods.is_empty());
+
     // Nodes already coming up (desired above the registered count) take
     // pods first: they would be scheduled there once the nodes join.
     let mut upcoming_reasons = BTreeMap::new();

@@ -166,6 +166,30 @@ impl C {
         self
     }
 
+    /// Every node so far filled to its allocatable CPU and memory (so the
+    /// scheduler could place nothing more there).
+    fn full(mut self) -> C {
+        let nodes: Vec<(String, Resources)> = self
+            .0
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.allocatable))
+            .collect();
+        for (name, alloc) in nodes {
+            let mut p = Self::pod(
+                &format!("{name}-filler"),
+                Resources {
+                    pods: 1,
+                    ephemeral: 0,
+                    ..alloc
+                },
+            );
+            p.node = Some(name);
+            self.0.pods.push(p);
+        }
+        self
+    }
+
     /// Every managed node unneeded since `minutes` ago.
     fn unneeded_for(mut self, minutes: i64) -> C {
         for n in &self.0.nodes {
@@ -244,7 +268,10 @@ fn scale_up_cases() {
         ),
         (
             "one small pod: one node",
-            C::new().group("nodes", &[("a", 1)]).pending(1, r(500, 512)),
+            C::new()
+                .group("nodes", &[("a", 1)])
+                .full()
+                .pending(1, r(500, 512)),
             Box::new(|_| {}),
             Box::new(|d| {
                 if sets(d) != m(&[("nodes-a", 2)]) {
@@ -288,6 +315,7 @@ fn scale_up_cases() {
             "new nodes spread evenly over three zones",
             C::new()
                 .group("nodes", &[("a", 1), ("b", 1), ("c", 1)])
+                .full()
                 .pending(24, r(500, 256)),
             Box::new(|_| {}),
             Box::new(|d| {
@@ -302,6 +330,7 @@ fn scale_up_cases() {
             "uneven zones are evened out first",
             C::new()
                 .group("nodes", &[("a", 3), ("b", 1), ("c", 1)])
+                .full()
                 .pending(16, r(500, 256)),
             Box::new(|_| {}),
             Box::new(|d| {
@@ -316,6 +345,7 @@ fn scale_up_cases() {
             "a pod bound to a zonal volume grows only its zone",
             C::new()
                 .group("nodes", &[("a", 1), ("b", 1), ("c", 1)])
+                .full()
                 .pending_with(|p| p.volume_zone = Some("c".into())),
             Box::new(|_| {}),
             Box::new(|d| {
@@ -330,6 +360,7 @@ fn scale_up_cases() {
             "a zone selector pins too",
             C::new()
                 .group("nodes", &[("a", 1), ("b", 1), ("c", 1)])
+                .full()
                 .pending_with(|p| {
                     p.node_selector
                         .insert("topology.kubernetes.io/zone".into(), "b".into());
@@ -571,6 +602,7 @@ fn scale_up_cases() {
             "an ASG at its maximum: no scale-up, and the Event says so",
             C::new()
                 .group_sized("nodes", &[("a", 2)], node_res(2000, 4096), 0, 2)
+                .full()
                 .pending(1, r(100, 100)),
             Box::new(|_| {}),
             Box::new(|d| {
@@ -698,6 +730,36 @@ fn scale_up_cases() {
             }),
         ),
         (
+            "pending pods that fit on a ready node as it is wait for the scheduler",
+            C::new()
+                .group("nodes", &[("a", 2)])
+                .on("nodes-a-0", r(1500, 100), |_| {})
+                .pending(2, r(900, 100)),
+            Box::new(|_| {}),
+            Box::new(|d| {
+                if d.set_desired.is_empty() && d.notes.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("{:?} {:?}", d.set_desired, d.notes))
+                }
+            }),
+        ),
+        (
+            "a cordoned node takes no pending pods",
+            C::new()
+                .group("nodes", &[("a", 1)])
+                .with(|s| s.nodes[0].unschedulable = true)
+                .pending(1, r(900, 100)),
+            Box::new(|_| {}),
+            Box::new(|d| {
+                if sets(d) == m(&[("nodes-a", 2)]) {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", sets(d)))
+                }
+            }),
+        ),
+        (
             "finished pods are not pending",
             C::new()
                 .group("nodes", &[("a", 1)])
@@ -768,6 +830,7 @@ fn capacity_failure_cases() {
     // Noticed in the next pass: backed off, desired reset, the pod goes to b.
     let d = run(C::new()
         .group("nodes", &[("a", 1), ("b", 1)])
+        .full()
         .with(failed_a)
         .pending(1, r(1500, 100)));
     assert_eq!(
@@ -829,6 +892,7 @@ fn capacity_failure_cases() {
     // A backoff that has expired is lifted.
     let d = run(C::new()
         .group("nodes", &[("a", 1)])
+        .full()
         .with(|s| {
             s.memory
                 .backoff
@@ -840,6 +904,7 @@ fn capacity_failure_cases() {
     // A backoff still running keeps the ASG out.
     let d = run(C::new()
         .group("nodes", &[("a", 1)])
+        .full()
         .with(|s| {
             s.memory
                 .backoff
@@ -1222,7 +1287,19 @@ fn scale_down_cases() {
         ),
         (
             "no scale-down while scaling up",
-            three().unneeded_for(30).pending(1, r(1900, 100)),
+            three()
+                .unneeded_for(30)
+                .on("nodes-a-0", r(1200, 100), |_| {})
+                .on("nodes-a-1", r(1200, 100), |_| {})
+                .with(|s| {
+                    s.groups[0]
+                        .template
+                        .labels
+                        .insert("pool".into(), "new".into());
+                })
+                .pending_with(|p| {
+                    p.node_selector.insert("pool".into(), "new".into());
+                }),
             Box::new(|_| {}),
             Box::new(|d| {
                 if removed(d).is_empty() && !d.set_desired.is_empty() {

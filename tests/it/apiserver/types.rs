@@ -55,6 +55,22 @@ pub const TYPES: &[ResourceType] = &[
     ),
     rt("", "v1", "LimitRange", "limitranges", true, &[]),
     rt(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        false,
+        &["status"],
+    ),
+    rt(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+        &["status"],
+    ),
+    rt(
         "apps",
         "v1",
         "Deployment",

@@ -41,7 +41,8 @@ pub fn synthetic(size: Size, now: DateTime<Utc>) -> Snapshot {
     let mut groups = Vec::new();
     let mut nodes = Vec::new();
     let per_asg = size.nodes / (size.groups * size.zones).max(1);
-    let alloc = res(16_000, 65_536, 110);
+    // Nearly full with its ~30 pods, so the backlog needs new nodes.
+    let alloc = res(7_800, 16_384, 110);
     for g in 0..size.groups {
         let name = format!("group-{g:02}");
         let mut asgs = Vec::new();
@@ -93,7 +94,7 @@ pub fn synthetic(size: Size, now: DateTime<Utc>) -> Snapshot {
             name,
             zones: asgs,
             template: Template {
-                instance_type: "m5.4xlarge".into(),
+                instance_type: "m5.2xlarge".into(),
                 allocatable: alloc,
                 labels,
                 taints: if g % 10 == 9 {

@@ -176,6 +176,19 @@ impl FakeKubelet {
         tag: (&str, &str),
         prefix: &str,
     ) -> Vec<String> {
+        self.follow_instances_labelled(ec2, tag, prefix, &BTreeMap::new())
+            .await
+    }
+
+    /// As [`FakeKubelet::follow_instances`], with `labels` on every node
+    /// (the instance group's node labels, as its kubelet would register).
+    pub async fn follow_instances_labelled(
+        &self,
+        ec2: &aws_sdk_ec2::Client,
+        tag: (&str, &str),
+        prefix: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<String> {
         let out = ec2
             .describe_instances()
             .filters(
@@ -204,8 +217,19 @@ impl FakeKubelet {
                     .unwrap_or("us-east-1a"),
             );
             node.instance_id = id;
+            node.labels.extend(labels.clone());
             if let Some(t) = i.instance_type() {
                 node.instance_type = t.as_str().to_string();
+                // What the instance type offers (the kubelet reports it).
+                let (cpu, mem) = match t.as_str() {
+                    "t3.medium" => ("2", "4Gi"),
+                    "m5.large" | "m5a.large" | "m6i.large" => ("2", "8Gi"),
+                    "m6i.xlarge" | "m5.xlarge" => ("4", "16Gi"),
+                    "m6i.2xlarge" | "m5.2xlarge" => ("8", "32Gi"),
+                    _ => ("2", "4Gi"),
+                };
+                node.cpu = cpu.into();
+                node.memory = mem.into();
             }
             running.insert(node.name.clone(), node);
         }

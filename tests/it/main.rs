@@ -20,6 +20,7 @@ mod lifecycle;
 mod moto;
 mod neighbours;
 mod node_autoscaler;
+mod node_autoscaler_moto;
 mod node_autoscaler_run;
 mod nodeup;
 mod proxy;

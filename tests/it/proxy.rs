@@ -29,6 +29,10 @@ pub struct Options {
     /// as `x-amz-expected-bucket-owner` gets S3's 403 AccessDenied (moto
     /// ignores the header).
     pub bucket_owner: Option<&'static str>,
+    /// An ASG whose scaling fails for lack of capacity: SetDesiredCapacity
+    /// on it is answered (not forwarded) and DescribeScalingActivities
+    /// reports the failed launch, as AWS would.
+    pub no_capacity_for: Option<&'static str>,
 }
 
 /// A running proxy; it stops with the test process.
@@ -60,6 +64,7 @@ impl Proxy {
         let upstream_errors = Arc::new(AtomicU64::new(0));
         let s3_requests = Arc::new(std::sync::Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
+            failed_at: std::sync::Mutex::new(None),
             s3_requests: s3_requests.clone(),
             upstream: upstream.to_string(),
             options,
@@ -134,6 +139,7 @@ struct Shared {
     upstream_errors: Arc<AtomicU64>,
     one_at_a_time: tokio::sync::Mutex<()>,
     s3_requests: Arc<std::sync::Mutex<Vec<S3Request>>>,
+    failed_at: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -172,6 +178,11 @@ impl Shared {
                     )))
                     .unwrap();
             }
+        }
+        if let Some(asg) = self.options.no_capacity_for
+            && let Some(r) = self.no_capacity(asg, &body)
+        {
+            return r;
         }
         let n = self.seen.fetch_add(1, Ordering::Relaxed);
         if let Some(every) = self.options.throttle_every
@@ -218,6 +229,47 @@ impl Shared {
         let (rp, rb) = resp.into_parts();
         let rb = rb.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         Response::from_parts(rp, Full::new(rb))
+    }
+}
+
+impl Shared {
+    /// The answers of an ASG without capacity (see `Options`).
+    fn no_capacity(&self, asg: &str, body: &[u8]) -> Option<Response<Full<Bytes>>> {
+        let form: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(body).into_owned().collect();
+        let xml = |s: String| {
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/xml")
+                .body(Full::new(Bytes::from(s)))
+                .unwrap()
+        };
+        const NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
+        match form.get("Action").map(String::as_str) {
+            Some("SetDesiredCapacity")
+                if form.get("AutoScalingGroupName").map(String::as_str) == Some(asg) =>
+            {
+                *self.failed_at.lock().unwrap() = Some(chrono::Utc::now());
+                Some(xml(format!(
+                    "<SetDesiredCapacityResponse xmlns=\"{NS}\"><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></SetDesiredCapacityResponse>"
+                )))
+            }
+            Some("DescribeScalingActivities") => {
+                let members = match *self.failed_at.lock().unwrap() {
+                    Some(at) => {
+                        let t = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                        format!(
+                            "<member><ActivityId>proxy-1</ActivityId><AutoScalingGroupName>{asg}</AutoScalingGroupName><Cause>the desired capacity was raised</Cause><StartTime>{t}</StartTime><EndTime>{t}</EndTime><StatusCode>Failed</StatusCode><StatusMessage>We currently do not have sufficient capacity in the Availability Zone you requested. Launching EC2 instance failed. InsufficientInstanceCapacity</StatusMessage><Progress>100</Progress></member>"
+                        )
+                    }
+                    None => String::new(),
+                };
+                Some(xml(format!(
+                    "<DescribeScalingActivitiesResponse xmlns=\"{NS}\"><DescribeScalingActivitiesResult><Activities>{members}</Activities></DescribeScalingActivitiesResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></DescribeScalingActivitiesResponse>"
+                )))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -97,15 +97,7 @@ async fn aws_node_groups_are_discovered_by_tags_with_templates() {
         return;
     };
     crate::direct::account(&moto, "eu-west-1").await;
-    let out = moto
-        .clusterctl(&["apply", "-f", "examples/ha.yaml", "--yes"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::node_autoscaler_moto::apply_ha(&moto);
     let clients = clusterctl::cloud::Clients::from_sdk(&moto.sdk_config("eu-west-1").await, true);
     let groups = AwsNodeGroups::new(&clients, "ha.example.com");
     let found = groups.groups().await.unwrap();

@@ -36,6 +36,44 @@ fn pod(name: &str, cpu: &str, app: &str, owner_uid: &str) -> Pod {
     .unwrap()
 }
 
+/// An owner no controller acts on, and `n` 3-CPU pods it controls (one
+/// fits an m6i.xlarge node); returns the pods' API and the owner's uid.
+async fn burst(env: &KubeEnv, n: usize) -> (Api<Pod>, String) {
+    let owner: ConfigMap =
+        serde_json::from_value(json!({ "metadata": { "name": "owner" } })).unwrap();
+    let uid = env
+        .api::<ConfigMap>()
+        .create(&PostParams::default(), &owner)
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    let pods: Api<Pod> = env.api();
+    for i in 0..n {
+        pods.create(
+            &PostParams::default(),
+            &pod(&format!("burst-{i}"), "3", "burst", &uid),
+        )
+        .await
+        .unwrap();
+    }
+    (pods, uid)
+}
+
+/// `examples/ha.yaml` applied to moto by clusterctl.
+pub(crate) fn apply_ha(moto: &crate::moto::Moto) {
+    let out = moto
+        .clusterctl(&["apply", "-f", "examples/ha.yaml", "--yes"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn desired(groups: &AwsNodeGroups) -> Vec<i64> {
     groups.groups().await.unwrap()[0]
         .zones
@@ -50,15 +88,7 @@ async fn against_moto_asgs_zones_grow_evenly_and_shrink_around_a_guarded_pod() {
         return;
     };
     crate::direct::account(&moto, REGION).await;
-    let out = moto
-        .clusterctl(&["apply", "-f", "examples/ha.yaml", "--yes"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_ha(&moto);
     let env = KubeEnv::new("node-autoscaler-moto").await;
     let clients = clusterctl::cloud::Clients::from_sdk(&moto.sdk_config(REGION).await, true);
     let groups = AwsNodeGroups::new(&clients, "ha.example.com");
@@ -107,25 +137,7 @@ async fn against_moto_asgs_zones_grow_evenly_and_shrink_around_a_guarded_pod() {
 
     // m6i.xlarge nodes (4 CPUs): one 3-CPU pod each. Three run at once;
     // three wait, and each zone grows by one.
-    let owner: ConfigMap =
-        serde_json::from_value(json!({ "metadata": { "name": "owner" } })).unwrap();
-    let uid = env
-        .api::<ConfigMap>()
-        .create(&PostParams::default(), &owner)
-        .await
-        .unwrap()
-        .metadata
-        .uid
-        .unwrap();
-    let pods: Api<Pod> = env.api();
-    for i in 0..6 {
-        pods.create(
-            &PostParams::default(),
-            &pod(&format!("burst-{i}"), "3", "burst", &uid),
-        )
-        .await
-        .unwrap();
-    }
+    let (pods, uid) = burst(&env, 6).await;
     eventually("every zone's ASG grows by one", || async {
         follow().await;
         desired(&groups).await == [2, 2, 2]
@@ -217,15 +229,7 @@ async fn a_zone_without_capacity_is_noticed_in_the_next_pass_and_another_zone_gr
         return;
     };
     crate::direct::account(&moto, REGION).await;
-    let out = moto
-        .clusterctl(&["apply", "-f", "examples/ha.yaml", "--yes"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_ha(&moto);
     let env = KubeEnv::new("node-autoscaler-capacity").await;
     // AWS through a proxy that has no capacity in eu-west-1a.
     let proxy = crate::proxy::Proxy::start(
@@ -273,25 +277,7 @@ async fn a_zone_without_capacity_is_noticed_in_the_next_pass_and_another_zone_gr
     )
     .await
     .unwrap();
-    let owner: ConfigMap =
-        serde_json::from_value(json!({ "metadata": { "name": "owner" } })).unwrap();
-    let uid = env
-        .api::<ConfigMap>()
-        .create(&PostParams::default(), &owner)
-        .await
-        .unwrap()
-        .metadata
-        .uid
-        .unwrap();
-    let pods: Api<Pod> = env.api();
-    for i in 0..6 {
-        pods.create(
-            &PostParams::default(),
-            &pod(&format!("burst-{i}"), "3", "burst", &uid),
-        )
-        .await
-        .unwrap();
-    }
+    let (pods, _) = burst(&env, 6).await;
     // eu-west-1a never launches; the pod meant for it goes to another zone.
     eventually(
         "all six pods run, none in the zone without capacity",

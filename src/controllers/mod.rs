@@ -5,4 +5,5 @@ pub mod bootstrap_token;
 pub mod drain;
 pub mod heartbeat;
 pub mod node_autoscaler;
+pub mod queue_autoscaler;
 pub mod runtime;

@@ -1,0 +1,170 @@
+//! A private RabbitMQ broker for the queue autoscaler's tests: Debian's
+//! rabbitmq-server with the management plugin on loopback ports of its
+//! own (`scripts/lib/rabbitmq.sh`), stopped when the handle drops.
+
+use std::path::PathBuf;
+
+use crate::support::{require_tools, root};
+
+/// A running broker.
+pub struct Broker {
+    dir: tempfile::TempDir,
+    /// `http://127.0.0.1:<port>` of the management API.
+    pub management: String,
+    /// User and password.
+    pub user: String,
+    password: String,
+}
+
+impl Broker {
+    /// Starts one, or skips (None) when rabbitmq-server is not installed
+    /// and CLUSTERCTL_REQUIRE_TOOLS is not set.
+    pub fn start() -> Option<Broker> {
+        if !std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() {
+            assert!(
+                !require_tools(),
+                "rabbitmq-server is required (CLUSTERCTL_REQUIRE_TOOLS=1) but not installed"
+            );
+            eprintln!("SKIPPED: rabbitmq-server is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(root().join("scripts/lib/rabbitmq.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
+        let var = |k: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {k}=")))
+                .unwrap()
+                .to_string()
+        };
+        Some(Broker {
+            management: format!("http://127.0.0.1:{}", var("RABBITMQ_MANAGEMENT_PORT")),
+            user: var("RABBITMQ_USER"),
+            password: var("RABBITMQ_PASSWORD"),
+            dir,
+        })
+    }
+
+    /// The password (test-only).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// A management API request with curl: (status, body).
+    pub async fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method])
+            .args(["-u", &format!("{}:{}", self.user, self.password)])
+            .args(["-H", "content-type: application/json"]);
+        if let Some(b) = body {
+            cmd.args(["-d", b]);
+        }
+        let out = cmd
+            .arg(format!("{}{path}", self.management))
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Publishes `n` messages to a queue of the default vhost (declared first).
+    pub async fn publish(&self, queue: &str, n: usize) {
+        let (code, body) = self
+            .api(
+                "PUT",
+                &format!("/api/queues/%2F/{queue}"),
+                Some(r#"{"durable":false}"#),
+            )
+            .await;
+        assert!(code == 201 || code == 204, "{code} {body}");
+        for _ in 0..n {
+            let (code, body) = self
+                .api(
+                    "POST",
+                    "/api/exchanges/%2F/amq.default/publish",
+                    Some(&format!(r#"{{"properties":{{}},"routing_key":"{queue}","payload":"x","payload_encoding":"string"}}"#)),
+                )
+                .await;
+            assert!(
+                code == 200 && body.contains("\"routed\":true"),
+                "{code} {body}"
+            );
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(root().join("scripts/lib/rabbitmq.sh"))
+            .arg("stop")
+            .arg(self.dir())
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_management_api_lags_and_the_statistics_say_so() {
+    use clusterctl::controllers::queue_autoscaler::stats::{parse_queues, queues_path, reading};
+    use clusterctl::controllers::queue_autoscaler::target::{Operation, queue_ref};
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.publish("orders", 25).await;
+    let q = queue_ref("orders", false).unwrap();
+    // Right after publishing, the API may not count the queue yet: the
+    // reading says "unknown", never zero.
+    let (code, body) = broker.api("GET", &queues_path("/"), None).await;
+    assert_eq!(code, 200, "{body}");
+    let first = reading(
+        &q,
+        Operation::Sum,
+        &parse_queues(&serde_json::from_str(&body).unwrap()),
+    );
+    if let Some(r) = first {
+        assert!(r.ready.is_none() || r.ready == Some(25.0), "{r:?}");
+    }
+    // Within seconds the counts arrive.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, body) = broker.api("GET", &queues_path("/"), None).await;
+        let r = reading(
+            &q,
+            Operation::Sum,
+            &parse_queues(&serde_json::from_str(&body).unwrap()),
+        );
+        if r.and_then(|r| r.ready) == Some(25.0) {
+            assert_eq!(r.unwrap().unacked, Some(0.0));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no count after 30 s: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // Wrong credentials: 401, and the answer holds no secret.
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-w", "%{http_code}", "-u", "clusterctl:wrong"])
+        .arg(format!("{}{}", broker.management, queues_path("/")))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("401"), "{text}");
+    assert!(!text.contains(broker.password()));
+}

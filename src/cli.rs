@@ -144,8 +144,29 @@ pub enum Command {
         #[command(flatten)]
         settings: Box<clusterctl::controllers::node_autoscaler::args::SettingsArgs>,
     },
-    /// Run the RabbitMQ queue-driven pod autoscaler (not implemented yet).
-    QueueAutoscaler(Stub),
+    /// Run the RabbitMQ queue-driven pod autoscaler.
+    QueueAutoscaler {
+        /// A RabbitMQ management API, `NAME=URL` (repeat for several; the
+        /// `server` annotation picks one, `default` when absent).
+        #[arg(
+            long = "server",
+            value_name = "NAME=URL",
+            env = "CLUSTERCTL_SERVERS",
+            value_delimiter = ',',
+            required = true
+        )]
+        servers: Vec<String>,
+        /// Credentials as files `DIR/NAME/username` and `DIR/NAME/password`
+        /// (a mounted Secret); else CLUSTERCTL_RABBITMQ_USERNAME and
+        /// CLUSTERCTL_RABBITMQ_PASSWORD.
+        #[arg(long, value_name = "DIR", env = "CLUSTERCTL_CREDENTIALS_DIR")]
+        credentials_dir: Option<PathBuf>,
+        /// Each management API request gives up after this long.
+        #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_REQUEST_TIMEOUT", default_value = "5s", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+        request_timeout: std::time::Duration,
+        #[command(flatten)]
+        runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
+    },
     /// Run the janitor: old ReplicaSets, finished Jobs, evicted pods, TTLs (not implemented yet).
     Janitor(Stub),
     /// Run the node cleanup: exited containers, dangling images and volumes (not implemented yet).

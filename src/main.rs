@@ -38,6 +38,21 @@ fn main() -> ExitCode {
             cli.verbose,
         );
     }
+    if let Command::QueueAutoscaler {
+        servers,
+        credentials_dir,
+        request_timeout,
+        runtime,
+    } = cli.command
+    {
+        return commands::queue_autoscaler::run(
+            &servers,
+            credentials_dir.as_deref(),
+            request_timeout,
+            *runtime,
+            cli.verbose,
+        );
+    }
     if let Command::Heartbeat { runtime, heartbeat } = cli.command {
         return commands::component::run(
             clusterctl::controllers::heartbeat::Heartbeat::new(heartbeat),
@@ -251,7 +266,7 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
             ..
         } => commands::node_autoscaler::simulate(&snapshot, &settings.settings())?,
         Command::NodeAutoscaler { .. } => return Ok(None),
-        Command::QueueAutoscaler(_) => return not_implemented("queue-autoscaler"),
+        Command::QueueAutoscaler { .. } => return Ok(None),
         Command::Janitor(_) => return not_implemented("janitor"),
         // Dispatched in main before logging is set up.
         Command::Heartbeat { .. } => return Ok(None),

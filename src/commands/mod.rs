@@ -8,6 +8,7 @@ pub mod apply;
 pub mod component;
 pub mod node_autoscaler;
 pub mod plan;
+pub mod queue_autoscaler;
 pub mod render;
 pub mod secrets;
 pub mod state;

@@ -24,6 +24,7 @@ mod node_autoscaler_moto;
 mod node_autoscaler_run;
 mod nodeup;
 mod proxy;
+mod queue_autoscaler;
 mod rabbitmq;
 mod reachability;
 mod render;

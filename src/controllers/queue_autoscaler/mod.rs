@@ -5,7 +5,9 @@
 //! ([`decide`]). The controller, the management-API client and the
 //! deletion costs come next.
 
+pub mod component;
 pub mod decide;
+pub mod source;
 pub mod stats;
 pub mod target;
 

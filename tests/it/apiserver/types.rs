@@ -122,6 +122,14 @@ pub const TYPES: &[ResourceType] = &[
         &["status"],
     ),
     rt("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
+    rt(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+        &["status"],
+    ),
     rt("events.k8s.io", "v1", "Event", "events", true, &[]),
     rt(
         "rbac.authorization.k8s.io",

@@ -1,0 +1,180 @@
+//! The queue autoscaler against a real RabbitMQ broker (its management
+//! API on loopback) and the test API server (or the real cluster of
+//! CLUSTERCTL_TEST_KUBECONFIG).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clusterctl::controllers::queue_autoscaler::component::QueueAutoscaler;
+use clusterctl::controllers::queue_autoscaler::source::{Server, Source};
+use clusterctl::controllers::runtime::{self, RuntimeArgs};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+use crate::kube_env::{KubeEnv, eventually};
+use crate::rabbitmq::Broker;
+
+fn deployment(name: &str, annotations: &[(&str, &str)]) -> Deployment {
+    let a: BTreeMap<String, String> = annotations
+        .iter()
+        .map(|(k, v)| (format!("queue-autoscaler.clusterctl.io/{k}"), v.to_string()))
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "annotations": a },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": { "app": name } },
+            "template": { "metadata": { "labels": { "app": name } },
+                          "spec": { "schedulerName": "clusterctl-test-no-scheduler",
+                                    "containers": [{ "name": "c", "image": "registry.k8s.io/pause:3.10" }] } },
+        },
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_scales_its_deployment_and_a_bad_target_gets_a_warning() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let env = KubeEnv::new("queue-autoscaler").await;
+    let deployments: Api<Deployment> = env.api();
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment(
+                "consumer",
+                &[
+                    ("queue", "orders"),
+                    ("messages-per-pod", "100"),
+                    ("max", "20"),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment(
+                "broken",
+                &[("queue", "orders"), ("messages-per-pod", "lots")],
+            ),
+        )
+        .await
+        .unwrap();
+    let servers = BTreeMap::from([(
+        "default".to_string(),
+        Server::new(
+            "default",
+            &broker.management,
+            &broker.user,
+            broker.password(),
+        ),
+    )]);
+    let source = Source::new(Duration::from_secs(5));
+    let requests = source.requests.clone();
+    let mut args = RuntimeArgs::for_tests();
+    args.lease_namespace = Some(env.ns.clone());
+    args.interval = Duration::from_millis(500);
+    let handle = runtime::start(
+        QueueAutoscaler::new(servers, source),
+        args,
+        env.config().await,
+    )
+    .await
+    .unwrap();
+
+    broker.publish("orders", 1000).await;
+    eventually("1,000 messages at 100 a pod: 10 replicas", || async {
+        deployments
+            .get("consumer")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas
+            == Some(10)
+    })
+    .await;
+    // The bad target is left alone, with a Warning that names the problem.
+    assert_eq!(
+        deployments
+            .get("broken")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(1)
+    );
+    let warnings = crate::component::events(&env, "InvalidAnnotations").await;
+    assert!(
+        warnings
+            .iter()
+            .any(|(note, _)| note.contains("messages-per-pod: \"lots\" is not a number")),
+        "{warnings:?}"
+    );
+    let scaled = crate::component::events(&env, "Scaled").await;
+    assert!(
+        scaled
+            .iter()
+            .any(|(note, by)| note.starts_with("1 -> 10") && by == "clusterctl-queue-autoscaler"),
+        "{scaled:?}"
+    );
+    // One request per poll: a single vhost and server.
+    let before = requests.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let polls = requests.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(polls >= 1, "{polls}");
+    handle.stop().await.unwrap();
+    env.cleanup().await;
+}
+
+#[test]
+fn bad_servers_and_missing_credentials_exit_2_without_a_secret() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+        c.arg("queue-autoscaler").args(args);
+        c.env_remove("CLUSTERCTL_RABBITMQ_USERNAME")
+            .env_remove("CLUSTERCTL_RABBITMQ_PASSWORD");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&["--server", "nohost"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--server <NAME=URL>"), "{err}");
+    let (code, err) = run(
+        &["--server", "default=http://127.0.0.1:1"],
+        &[("CLUSTERCTL_RABBITMQ_USERNAME", "u")],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no password for RabbitMQ server default"),
+        "{err}"
+    );
+    let (code, err) = run(
+        &[
+            "--server",
+            "default=http://127.0.0.1:1",
+            "--interval",
+            "-3s",
+        ],
+        &[
+            ("CLUSTERCTL_RABBITMQ_USERNAME", "u"),
+            ("CLUSTERCTL_RABBITMQ_PASSWORD", "hunter2-secret"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--interval") && !err.contains("hunter2-secret"),
+        "{err}"
+    );
+}

@@ -178,3 +178,83 @@ fn bad_servers_and_missing_credentials_exit_2_without_a_secret() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_queue_waits_out_the_window_goes_to_zero_and_one_message_wakes_it() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let env = KubeEnv::new("queue-autoscaler-zero").await;
+    let deployments: Api<Deployment> = env.api();
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment(
+                "worker",
+                &[
+                    ("queue", "jobs"),
+                    ("messages-per-pod", "100"),
+                    ("min", "0"),
+                    ("max", "20"),
+                    ("scale-down-window", "4s"),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    let servers = BTreeMap::from([(
+        "default".to_string(),
+        Server::new(
+            "default",
+            &broker.management,
+            &broker.user,
+            broker.password(),
+        ),
+    )]);
+    let mut args = RuntimeArgs::for_tests();
+    args.lease_namespace = Some(env.ns.clone());
+    args.interval = Duration::from_millis(500);
+    let handle = runtime::start(
+        QueueAutoscaler::new(servers, Source::new(Duration::from_secs(5))),
+        args,
+        env.config().await,
+    )
+    .await
+    .unwrap();
+    let replicas = || async {
+        deployments
+            .get("worker")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas
+            .unwrap_or(-1)
+    };
+    broker.publish("jobs", 300).await;
+    eventually("300 messages: 3 replicas", || async {
+        replicas().await == 3
+    })
+    .await;
+
+    // Drained: the replicas stay for the window, then go to zero (min 0).
+    broker.purge("jobs").await;
+    let drained = std::time::Instant::now();
+    eventually("down to zero after the window", || async {
+        replicas().await == 0
+    })
+    .await;
+    assert!(
+        drained.elapsed() >= Duration::from_secs(4),
+        "scaled down after {:?}, inside the 4 s window",
+        drained.elapsed()
+    );
+    // One message wakes it.
+    broker.publish("jobs", 1).await;
+    eventually("one message: one replica", || async {
+        replicas().await == 1
+    })
+    .await;
+    handle.stop().await.unwrap();
+    env.cleanup().await;
+}

@@ -120,6 +120,14 @@ impl Broker {
         }
     }
 
+    /// Empties a queue of the default vhost.
+    pub async fn purge(&self, queue: &str) {
+        let (code, body) = self
+            .api("DELETE", &format!("/api/queues/%2F/{queue}/contents"), None)
+            .await;
+        assert!(code == 204 || code == 200, "{code} {body}");
+    }
+
     fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }

@@ -9,6 +9,7 @@
 #                            Erlang cookie live in DIR; writes DIR/env with
 #                            its AMQP and management ports and credentials
 #   rabbitmq_stop DIR        stop it
+#   rabbitmq_launch DIR      start it again, on the same ports
 #
 # The Debian wrapper in /usr/sbin switches to the rabbitmq user; the tests
 # run the scripts under /usr/lib/rabbitmq/bin directly, as themselves.
@@ -65,8 +66,17 @@ export RABBITMQ_MANAGEMENT_PORT=$mgmt
 export RABBITMQ_USER=clusterctl
 export RABBITMQ_PASSWORD=test-only-secret
 ENV
+  rabbitmq_launch "$dir"
+}
+
+# rabbitmq_launch DIR: starts the broker configured in DIR (again, on the
+# same ports after rabbitmq_stop) and waits for its management API.
+rabbitmq_launch() {
+  local dir=$1 mgmt
   # shellcheck disable=SC1091
-  (. "$dir/env" && exec "$RABBITMQ_BIN/rabbitmq-server" >"$dir/log/stdout" 2>&1) &
+  mgmt=$(. "$dir/env" && echo "$RABBITMQ_MANAGEMENT_PORT")
+  # shellcheck disable=SC1091
+  (. "$dir/env" && exec "$RABBITMQ_BIN/rabbitmq-server" >>"$dir/log/stdout" 2>&1) &
   echo $! >"$dir/pid"
   for _ in $(seq 1 240); do
     if curl -fs -u clusterctl:test-only-secret "http://127.0.0.1:$mgmt/api/overview" >/dev/null 2>&1; then
@@ -97,6 +107,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   case "${1:-}" in
     start) rabbitmq_ensure && rabbitmq_start "$2" ;;
     stop) rabbitmq_stop "$2" ;;
-    *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+    relaunch) rabbitmq_launch "$2" ;;
+    *) echo "usage: $0 start|stop|relaunch DIR" >&2; exit 2 ;;
   esac
 fi

@@ -258,3 +258,91 @@ async fn an_empty_queue_waits_out_the_window_goes_to_zero_and_one_message_wakes_
     handle.stop().await.unwrap();
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_down_replicas_hold_and_scaling_resumes_when_it_returns() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let env = KubeEnv::new("queue-autoscaler-down").await;
+    let deployments: Api<Deployment> = env.api();
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment(
+                "worker",
+                &[
+                    ("queue", "jobs"),
+                    ("messages-per-pod", "100"),
+                    ("min", "0"),
+                    ("max", "20"),
+                    ("scale-down-window", "1s"),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    let servers = BTreeMap::from([(
+        "default".to_string(),
+        Server::new(
+            "default",
+            &broker.management,
+            &broker.user,
+            broker.password(),
+        ),
+    )]);
+    let mut args = RuntimeArgs::for_tests();
+    args.lease_namespace = Some(env.ns.clone());
+    args.interval = Duration::from_millis(500);
+    let handle = runtime::start(
+        QueueAutoscaler::new(servers, Source::new(Duration::from_secs(2))),
+        args,
+        env.config().await,
+    )
+    .await
+    .unwrap();
+    let replicas = || async {
+        deployments
+            .get("worker")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas
+            .unwrap_or(-1)
+    };
+    broker.publish("jobs", 300).await;
+    eventually("300 messages: 3 replicas", || async {
+        replicas().await == 3
+    })
+    .await;
+
+    // Down: nothing scales down (the window is 1 s), an Event and the
+    // metric say why.
+    broker.stop();
+    eventually("a MetricsMissing Event", || async {
+        !crate::component::events(&env, "MetricsMissing")
+            .await
+            .is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(replicas().await, 3, "held while the broker is down");
+    let (_, body) = crate::component::get(handle.metrics_addr, "/metrics").await;
+    let held = crate::component::sample(
+        &crate::component::parse_prometheus(&body),
+        "clusterctl_queue_autoscaler_held",
+        &[("name", "worker")],
+    );
+    assert_eq!(held, Some(1.0), "{body}");
+
+    // Back: scaling resumes.
+    broker.relaunch();
+    broker.publish("jobs", 1000).await;
+    eventually("scaling resumes: 10 replicas", || async {
+        replicas().await == 10
+    })
+    .await;
+    handle.stop().await.unwrap();
+    env.cleanup().await;
+}

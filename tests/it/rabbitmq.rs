@@ -120,6 +120,34 @@ impl Broker {
         }
     }
 
+    /// Stops the broker (it can be started again with [`Broker::relaunch`]).
+    pub fn stop(&self) {
+        let out = std::process::Command::new(root().join("scripts/lib/rabbitmq.sh"))
+            .arg("stop")
+            .arg(self.dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts it again on the same ports.
+    pub fn relaunch(&self) {
+        let out = std::process::Command::new(root().join("scripts/lib/rabbitmq.sh"))
+            .arg("relaunch")
+            .arg(self.dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Empties a queue of the default vhost.
     pub async fn purge(&self, queue: &str) {
         let (code, body) = self

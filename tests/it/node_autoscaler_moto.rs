@@ -74,6 +74,47 @@ pub(crate) fn apply_ha(moto: &crate::moto::Moto) {
     );
 }
 
+/// Nodes for the `nodes` group's running instances (with its node labels).
+async fn follow(
+    kubelet: &FakeKubelet,
+    clients: &clusterctl::cloud::Clients,
+    env: &KubeEnv,
+) -> Vec<String> {
+    let labels = BTreeMap::from([("workload".to_string(), "general".to_string())]);
+    kubelet
+        .follow_instances_labelled(
+            &clients.ec2,
+            ("clusterctl.io/instancegroup", "nodes"),
+            &env.ns,
+            &labels,
+        )
+        .await
+}
+
+/// A node autoscaler replica named `name` for ha.example.com.
+async fn autoscaler(
+    env: &KubeEnv,
+    clients: &clusterctl::cloud::Clients,
+    settings: Settings,
+    name: &str,
+) -> runtime::Handle {
+    let mut args = RuntimeArgs::for_tests();
+    args.lease_namespace = Some(env.ns.clone());
+    args.pod_name = Some(name.into());
+    args.interval = Duration::from_millis(500);
+    let component = NodeAutoscaler::new(
+        std::sync::Arc::new(AwsNodeGroups::new(clients, "ha.example.com")),
+        settings,
+        DrainOptions {
+            timeout: Duration::from_secs(20),
+            poll: Duration::from_millis(200),
+        },
+    );
+    runtime::start(component, args, env.config().await)
+        .await
+        .unwrap()
+}
+
 async fn desired(groups: &AwsNodeGroups) -> Vec<i64> {
     groups.groups().await.unwrap()[0]
         .zones
@@ -96,17 +137,7 @@ async fn against_moto_asgs_zones_grow_evenly_and_shrink_around_a_guarded_pod() {
 
     let kubelet = FakeKubelet::start(env.client.clone()).await;
     let binder = env.local().map(|_| Binder::start(&env));
-    let labels = BTreeMap::from([("workload".to_string(), "general".to_string())]);
-    let follow = || async {
-        kubelet
-            .follow_instances_labelled(
-                &clients.ec2,
-                ("clusterctl.io/instancegroup", "nodes"),
-                &env.ns,
-                &labels,
-            )
-            .await
-    };
+    let follow = || follow(&kubelet, &clients, &env);
     assert_eq!(follow().await.len(), 3);
 
     let settings = Settings {
@@ -116,23 +147,7 @@ async fn against_moto_asgs_zones_grow_evenly_and_shrink_around_a_guarded_pod() {
     };
     let mut replicas = Vec::new();
     for name in ["a", "b"] {
-        let mut args = RuntimeArgs::for_tests();
-        args.lease_namespace = Some(env.ns.clone());
-        args.pod_name = Some(name.into());
-        args.interval = Duration::from_millis(500);
-        let component = NodeAutoscaler::new(
-            std::sync::Arc::new(AwsNodeGroups::new(&clients, "ha.example.com")),
-            settings.clone(),
-            DrainOptions {
-                timeout: Duration::from_secs(20),
-                poll: Duration::from_millis(200),
-            },
-        );
-        replicas.push(
-            runtime::start(component, args, env.config().await)
-                .await
-                .unwrap(),
-        );
+        replicas.push(autoscaler(&env, &clients, settings.clone(), name).await);
     }
 
     // m6i.xlarge nodes (4 CPUs): one 3-CPU pod each. Three run at once;
@@ -251,32 +266,9 @@ async fn a_zone_without_capacity_is_noticed_in_the_next_pass_and_another_zone_gr
     let groups = AwsNodeGroups::new(&clients, "ha.example.com");
     let kubelet = FakeKubelet::start(env.client.clone()).await;
     let binder = env.local().map(|_| Binder::start(&env));
-    let labels = BTreeMap::from([("workload".to_string(), "general".to_string())]);
-    let follow = || async {
-        kubelet
-            .follow_instances_labelled(
-                &clients.ec2,
-                ("clusterctl.io/instancegroup", "nodes"),
-                &env.ns,
-                &labels,
-            )
-            .await
-    };
+    let follow = || follow(&kubelet, &clients, &env);
     follow().await;
-    let mut args = RuntimeArgs::for_tests();
-    args.lease_namespace = Some(env.ns.clone());
-    args.interval = Duration::from_millis(500);
-    let handle = runtime::start(
-        NodeAutoscaler::new(
-            std::sync::Arc::new(AwsNodeGroups::new(&clients, "ha.example.com")),
-            Settings::default(),
-            DrainOptions::default(),
-        ),
-        args,
-        env.config().await,
-    )
-    .await
-    .unwrap();
+    let handle = autoscaler(&env, &clients, Settings::default(), "a").await;
     let (pods, _) = burst(&env, 6).await;
     // eu-west-1a never launches; the pod meant for it goes to another zone.
     eventually(

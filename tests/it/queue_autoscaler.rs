@@ -33,6 +33,30 @@ fn deployment(name: &str, annotations: &[(&str, &str)]) -> Deployment {
     .unwrap()
 }
 
+/// The queue autoscaler on the test's cluster, reading `broker` as the
+/// `default` server, passing every half second.
+async fn start(env: &KubeEnv, broker: &Broker, source: Source) -> runtime::Handle {
+    let servers = BTreeMap::from([(
+        "default".to_string(),
+        Server::new(
+            "default",
+            &broker.management,
+            &broker.user,
+            broker.password(),
+        ),
+    )]);
+    let mut args = RuntimeArgs::for_tests();
+    args.lease_namespace = Some(env.ns.clone());
+    args.interval = Duration::from_millis(500);
+    runtime::start(
+        QueueAutoscaler::new(servers, source),
+        args,
+        env.config().await,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_scales_its_deployment_and_a_bad_target_gets_a_warning() {
     let Some(broker) = Broker::start() else {
@@ -64,27 +88,9 @@ async fn a_backlog_scales_its_deployment_and_a_bad_target_gets_a_warning() {
         )
         .await
         .unwrap();
-    let servers = BTreeMap::from([(
-        "default".to_string(),
-        Server::new(
-            "default",
-            &broker.management,
-            &broker.user,
-            broker.password(),
-        ),
-    )]);
     let source = Source::new(Duration::from_secs(5));
     let requests = source.requests.clone();
-    let mut args = RuntimeArgs::for_tests();
-    args.lease_namespace = Some(env.ns.clone());
-    args.interval = Duration::from_millis(500);
-    let handle = runtime::start(
-        QueueAutoscaler::new(servers, source),
-        args,
-        env.config().await,
-    )
-    .await
-    .unwrap();
+    let handle = start(&env, &broker, source).await;
 
     broker.publish("orders", 1000).await;
     eventually("1,000 messages at 100 a pod: 10 replicas", || async {
@@ -202,25 +208,7 @@ async fn an_empty_queue_waits_out_the_window_goes_to_zero_and_one_message_wakes_
         )
         .await
         .unwrap();
-    let servers = BTreeMap::from([(
-        "default".to_string(),
-        Server::new(
-            "default",
-            &broker.management,
-            &broker.user,
-            broker.password(),
-        ),
-    )]);
-    let mut args = RuntimeArgs::for_tests();
-    args.lease_namespace = Some(env.ns.clone());
-    args.interval = Duration::from_millis(500);
-    let handle = runtime::start(
-        QueueAutoscaler::new(servers, Source::new(Duration::from_secs(5))),
-        args,
-        env.config().await,
-    )
-    .await
-    .unwrap();
+    let handle = start(&env, &broker, Source::new(Duration::from_secs(5))).await;
     let replicas = || async {
         deployments
             .get("worker")
@@ -282,25 +270,7 @@ async fn with_the_broker_down_replicas_hold_and_scaling_resumes_when_it_returns(
         )
         .await
         .unwrap();
-    let servers = BTreeMap::from([(
-        "default".to_string(),
-        Server::new(
-            "default",
-            &broker.management,
-            &broker.user,
-            broker.password(),
-        ),
-    )]);
-    let mut args = RuntimeArgs::for_tests();
-    args.lease_namespace = Some(env.ns.clone());
-    args.interval = Duration::from_millis(500);
-    let handle = runtime::start(
-        QueueAutoscaler::new(servers, Source::new(Duration::from_secs(2))),
-        args,
-        env.config().await,
-    )
-    .await
-    .unwrap();
+    let handle = start(&env, &broker, Source::new(Duration::from_secs(2))).await;
     let replicas = || async {
         deployments
             .get("worker")

@@ -25,7 +25,7 @@ use super::model::{Memory, Snapshot};
 use super::observe::{daemonset_info, node_info, pdb_info, pod_info};
 use super::view::Settings;
 use crate::controllers::drain::{DrainOptions, drain, set_unschedulable};
-use crate::controllers::runtime::cache::strip_meta;
+use crate::controllers::runtime::cache::{strip_meta, strip_object};
 use crate::controllers::runtime::slim::{SlimPod, strip_slim_pod};
 use crate::controllers::runtime::{Component, Context, LoopError};
 
@@ -67,10 +67,6 @@ fn strip_node(n: &mut Node) {
         s.volumes_attached = None;
         s.volumes_in_use = None;
     }
-}
-
-fn strip_meta_of<K: kube::Resource>(k: &mut K) {
-    strip_meta(k.meta_mut());
 }
 
 impl NodeAutoscaler {
@@ -249,23 +245,16 @@ impl Component for NodeAutoscaler {
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), LoopError> {
-        {
-            let mut reg = ctx
-                .metrics
-                .registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            reg.register(
-                "clusterctl_node_autoscaler_nodes",
-                "Nodes per group and zone, as the last pass saw them",
-                self.nodes_per_zone.clone(),
-            );
-            reg.register(
-                "clusterctl_node_autoscaler_decisions",
-                "Actions decided, by kind",
-                self.decisions.clone(),
-            );
-        }
+        ctx.metrics.register(
+            "clusterctl_node_autoscaler_nodes",
+            "Nodes per group and zone, as the last pass saw them",
+            self.nodes_per_zone.clone(),
+        );
+        ctx.metrics.register(
+            "clusterctl_node_autoscaler_decisions",
+            "Actions decided, by kind",
+            self.decisions.clone(),
+        );
         let c = ctx.clients.client.clone();
         let page = watcher::Config::default().page_size(500);
         self.caches = Some(Caches {
@@ -274,22 +263,22 @@ impl Component for NodeAutoscaler {
             pdbs: ctx.cache(
                 Api::all(c.clone()),
                 page.clone(),
-                strip_meta_of::<PodDisruptionBudget>,
+                strip_object::<PodDisruptionBudget>,
                 false,
             ),
             daemonsets: ctx.cache(
                 Api::all(c.clone()),
                 page.clone(),
-                strip_meta_of::<DaemonSet>,
+                strip_object::<DaemonSet>,
                 false,
             ),
             claims: ctx.cache(
                 Api::all(c.clone()),
                 page.clone(),
-                strip_meta_of::<PersistentVolumeClaim>,
+                strip_object::<PersistentVolumeClaim>,
                 false,
             ),
-            volumes: ctx.cache(Api::all(c), page, strip_meta_of::<PersistentVolume>, false),
+            volumes: ctx.cache(Api::all(c), page, strip_object::<PersistentVolume>, false),
         });
         Ok(())
     }

@@ -20,7 +20,7 @@ use super::decide::{decide, remember};
 use super::source::{Servers, Source};
 use super::stats::{QueueStats, reading};
 use super::target::{PREFIX, parse};
-use crate::controllers::runtime::cache::strip_meta;
+use crate::controllers::runtime::cache::strip_object;
 use crate::controllers::runtime::{Component, Context, LoopError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,10 +54,6 @@ pub struct QueueAutoscaler {
     current: Family<TargetLabels, Gauge>,
     backlog: Family<TargetLabels, Gauge>,
     held: Family<TargetLabels, Gauge>,
-}
-
-fn strip<K: kube::Resource>(k: &mut K) {
-    strip_meta(k.meta_mut());
 }
 
 impl QueueAutoscaler {
@@ -156,40 +152,46 @@ impl Component for QueueAutoscaler {
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), LoopError> {
-        {
-            let mut reg = ctx
-                .metrics
-                .registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            reg.register(
-                "clusterctl_queue_autoscaler_desired_replicas",
-                "Replicas decided per target",
-                self.desired.clone(),
-            );
-            reg.register(
-                "clusterctl_queue_autoscaler_current_replicas",
-                "Replicas per target",
-                self.current.clone(),
-            );
-            reg.register(
-                "clusterctl_queue_autoscaler_backlog_messages",
-                "Backlog read per target",
-                self.backlog.clone(),
-            );
-            reg.register(
-                "clusterctl_queue_autoscaler_held",
-                "1 while a target's queue cannot be read",
-                self.held.clone(),
-            );
-        }
+        ctx.metrics.register(
+            "clusterctl_queue_autoscaler_desired_replicas",
+            "Replicas decided per target",
+            self.desired.clone(),
+        );
+        ctx.metrics.register(
+            "clusterctl_queue_autoscaler_current_replicas",
+            "Replicas per target",
+            self.current.clone(),
+        );
+        ctx.metrics.register(
+            "clusterctl_queue_autoscaler_backlog_messages",
+            "Backlog read per target",
+            self.backlog.clone(),
+        );
+        ctx.metrics.register(
+            "clusterctl_queue_autoscaler_held",
+            "1 while a target's queue cannot be read",
+            self.held.clone(),
+        );
         let c = ctx.clients.client.clone();
         let cfg = watcher::Config::default().page_size(500);
-        self.deployments =
-            Some(ctx.cache(Api::all(c.clone()), cfg.clone(), strip::<Deployment>, true));
-        self.statefulsets =
-            Some(ctx.cache(Api::all(c.clone()), cfg.clone(), strip::<StatefulSet>, true));
-        self.hpas = Some(ctx.cache(Api::all(c), cfg, strip::<HorizontalPodAutoscaler>, false));
+        self.deployments = Some(ctx.cache(
+            Api::all(c.clone()),
+            cfg.clone(),
+            strip_object::<Deployment>,
+            true,
+        ));
+        self.statefulsets = Some(ctx.cache(
+            Api::all(c.clone()),
+            cfg.clone(),
+            strip_object::<StatefulSet>,
+            true,
+        ));
+        self.hpas = Some(ctx.cache(
+            Api::all(c),
+            cfg,
+            strip_object::<HorizontalPodAutoscaler>,
+            false,
+        ));
         Ok(())
     }
 

@@ -20,6 +20,11 @@ pub fn strip_meta(m: &mut ObjectMeta) {
     }
 }
 
+/// [`strip_meta`] for any object (the strip function of most caches).
+pub fn strip_object<K: kube::Resource>(k: &mut K) {
+    strip_meta(k.meta_mut());
+}
+
 /// Drops from a Pod what scheduling decisions never read: its metadata's
 /// bulk, container env, command, args, probes and volume mounts, and the
 /// container statuses' details.

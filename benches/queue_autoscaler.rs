@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use clusterctl::controllers::queue_autoscaler::decide::{decide, remember};
-use clusterctl::controllers::queue_autoscaler::stats::{QueueStats, reading, requests};
+use clusterctl::controllers::queue_autoscaler::stats::{
+    Matcher, QueueStats, Queues, reading, requests,
+};
 use clusterctl::controllers::queue_autoscaler::target::{PREFIX, parse};
 
 fn main() {
@@ -33,7 +35,7 @@ fn main() {
             parse(&a).unwrap()
         })
         .collect();
-    let queues: BTreeMap<String, Vec<QueueStats>> = (0..4)
+    let queues: BTreeMap<String, Queues> = (0..4)
         .map(|v| {
             let qs = (0..1000)
                 .filter(|i| i % 4 == v)
@@ -45,9 +47,14 @@ fn main() {
                     publish_rate: Some(1.0),
                     ack_rate: Some(1.0),
                 })
-                .collect();
-            (format!("v{v}"), qs)
+                .collect::<Vec<QueueStats>>();
+            (format!("v{v}"), Queues::from(qs))
         })
+        .collect();
+    // Patterns compiled once, as the controller keeps them.
+    let matchers: Vec<Matcher> = targets
+        .iter()
+        .map(|t| Matcher::new(&t.queue).unwrap())
         .collect();
     let mut windows: Vec<Vec<(chrono::DateTime<chrono::Utc>, i32)>> =
         vec![Vec::new(); targets.len()];
@@ -55,7 +62,7 @@ fn main() {
     for _ in 0..runs {
         let t = Instant::now();
         for (i, spec) in targets.iter().enumerate() {
-            let r = reading(&spec.queue, spec.operation, &queues[&spec.queue.vhost]);
+            let r = reading(&matchers[i], spec.operation, &queues[&spec.queue.vhost]);
             let s = decide(spec, 3, r.as_ref(), &windows[i], now);
             remember(&mut windows[i], spec, now, s.recommended);
         }

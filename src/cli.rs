@@ -146,24 +146,8 @@ pub enum Command {
     },
     /// Run the RabbitMQ queue-driven pod autoscaler.
     QueueAutoscaler {
-        /// A RabbitMQ management API, `NAME=URL` (repeat for several; the
-        /// `server` annotation picks one, `default` when absent).
-        #[arg(
-            long = "server",
-            value_name = "NAME=URL",
-            env = "CLUSTERCTL_SERVERS",
-            value_delimiter = ',',
-            required = true
-        )]
-        servers: Vec<String>,
-        /// Credentials as files `DIR/NAME/username` and `DIR/NAME/password`
-        /// (a mounted Secret); else CLUSTERCTL_RABBITMQ_USERNAME and
-        /// CLUSTERCTL_RABBITMQ_PASSWORD.
-        #[arg(long, value_name = "DIR", env = "CLUSTERCTL_CREDENTIALS_DIR")]
-        credentials_dir: Option<PathBuf>,
-        /// Each management API request gives up after this long.
-        #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_REQUEST_TIMEOUT", default_value = "5s", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
-        request_timeout: std::time::Duration,
+        #[command(flatten)]
+        rabbitmq: RabbitmqArgs,
         #[command(flatten)]
         runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
     },
@@ -446,4 +430,43 @@ mod tests {
         .unwrap();
         assert!(matches!(cli.command, Command::Render { check: true, .. }));
     }
+}
+
+/// How the queue autoscaler reaches RabbitMQ.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RabbitmqArgs {
+    /// A RabbitMQ management API, `NAME=URL` (repeat for several; the
+    /// `server` annotation picks one, `default` when absent). https:// uses
+    /// TLS, trusting --ca-file.
+    #[arg(
+        long = "server",
+        value_name = "NAME=URL",
+        env = "CLUSTERCTL_SERVERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub servers: Vec<String>,
+    /// A server's AMQP endpoint, `NAME=amqp://HOST:PORT` (or amqps://), used
+    /// to read the exact depth of a queue the management API has not
+    /// counted yet. Default: the management URL's host on 5672 (5671 with
+    /// amqps for an https management URL).
+    #[arg(
+        long = "amqp",
+        value_name = "NAME=URL",
+        env = "CLUSTERCTL_AMQP",
+        value_delimiter = ','
+    )]
+    pub amqp: Vec<String>,
+    /// Credentials as files `DIR/NAME/username` and `DIR/NAME/password`
+    /// (a mounted Secret); else CLUSTERCTL_RABBITMQ_USERNAME and
+    /// CLUSTERCTL_RABBITMQ_PASSWORD.
+    #[arg(long, value_name = "DIR", env = "CLUSTERCTL_CREDENTIALS_DIR")]
+    pub credentials_dir: Option<PathBuf>,
+    /// PEM CA certificates to trust for https and amqps (instead of the
+    /// system's).
+    #[arg(long, value_name = "FILE", env = "CLUSTERCTL_RABBITMQ_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Each management API request gives up after this long.
+    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_REQUEST_TIMEOUT", default_value = "5s", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    pub request_timeout: std::time::Duration,
 }

@@ -38,20 +38,8 @@ fn main() -> ExitCode {
             cli.verbose,
         );
     }
-    if let Command::QueueAutoscaler {
-        servers,
-        credentials_dir,
-        request_timeout,
-        runtime,
-    } = cli.command
-    {
-        return commands::queue_autoscaler::run(
-            &servers,
-            credentials_dir.as_deref(),
-            request_timeout,
-            *runtime,
-            cli.verbose,
-        );
+    if let Command::QueueAutoscaler { rabbitmq, runtime } = cli.command {
+        return commands::queue_autoscaler::run(&rabbitmq, *runtime, cli.verbose);
     }
     if let Command::Heartbeat { runtime, heartbeat } = cli.command {
         return commands::component::run(

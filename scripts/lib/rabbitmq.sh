@@ -7,9 +7,12 @@
 #   rabbitmq_ensure          install Debian's rabbitmq-server when missing
 #   rabbitmq_start DIR       start a broker whose data, logs, config and
 #                            Erlang cookie live in DIR; writes DIR/env with
-#                            its AMQP and management ports and credentials
+#                            its AMQP and management ports and credentials;
+#                            DIR/extra.conf, when present, is appended to
+#                            its rabbitmq.conf
 #   rabbitmq_stop DIR        stop it
 #   rabbitmq_launch DIR      start it again, on the same ports
+#   rabbitmq_watch DIR PID   stop it and remove DIR once PID has ended
 #
 # The Debian wrapper in /usr/sbin switches to the rabbitmq user; the tests
 # run the scripts under /usr/lib/rabbitmq/bin directly, as themselves.
@@ -48,6 +51,16 @@ loopback_users = none
 collect_statistics_interval = 1000
 management.rates_mode = basic
 CONF
+  # A test's own settings (TLS listeners, a slower statistics interval)
+  # replace the defaults above with the same key.
+  if [ -s "$dir/extra.conf" ]; then
+    local key
+    while IFS= read -r key; do
+      grep -v -F "$key =" "$dir/rabbitmq.conf" >"$dir/rabbitmq.conf.new" || true
+      mv "$dir/rabbitmq.conf.new" "$dir/rabbitmq.conf"
+    done < <(sed -n 's/^\([a-z_.0-9]*\) *=.*/\1/p' "$dir/extra.conf")
+    cat "$dir/extra.conf" >>"$dir/rabbitmq.conf"
+  fi
   echo '[rabbitmq_management].' >"$dir/enabled_plugins"
   head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/home/.erlang.cookie"
   chmod 0400 "$dir/home/.erlang.cookie"
@@ -102,12 +115,26 @@ rabbitmq_stop() {
   (. "$dir/env" && epmd -kill >/dev/null 2>&1) || true
 }
 
+# rabbitmq_watch DIR PID: in the background, stops the broker of DIR and
+# removes DIR once process PID has ended (a broker shared by one test
+# binary outlives its tests; it must not outlive the binary).
+rabbitmq_watch() {
+  local dir=$1 pid=$2
+  (
+    while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+    rabbitmq_stop "$dir"
+    rm -rf "$dir"
+  ) </dev/null >/dev/null 2>&1 &
+  disown
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   case "${1:-}" in
     start) rabbitmq_ensure && rabbitmq_start "$2" ;;
     stop) rabbitmq_stop "$2" ;;
     relaunch) rabbitmq_launch "$2" ;;
-    *) echo "usage: $0 start|stop|relaunch DIR" >&2; exit 2 ;;
+    watch) rabbitmq_watch "$2" "$3" ;;
+    *) echo "usage: $0 start|stop|relaunch DIR | watch DIR PID" >&2; exit 2 ;;
   esac
 fi

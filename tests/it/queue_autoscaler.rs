@@ -6,16 +6,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clusterctl::controllers::queue_autoscaler::component::QueueAutoscaler;
-use clusterctl::controllers::queue_autoscaler::source::{Server, Source};
+use clusterctl::controllers::queue_autoscaler::source::{Server, Servers, Source};
 use clusterctl::controllers::runtime::{self, RuntimeArgs};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
 use crate::kube_env::{KubeEnv, eventually};
 use crate::rabbitmq::Broker;
 
-fn deployment(name: &str, annotations: &[(&str, &str)]) -> Deployment {
+pub fn deployment(name: &str, annotations: &[(&str, &str)]) -> Deployment {
     let a: BTreeMap<String, String> = annotations
         .iter()
         .map(|(k, v)| (format!("queue-autoscaler.clusterctl.io/{k}"), v.to_string()))
@@ -35,7 +36,7 @@ fn deployment(name: &str, annotations: &[(&str, &str)]) -> Deployment {
 
 /// The queue autoscaler on the test's cluster, reading `broker` as the
 /// `default` server, passing every half second.
-async fn start(env: &KubeEnv, broker: &Broker, source: Source) -> runtime::Handle {
+pub async fn start(env: &KubeEnv, broker: &Broker, source: Source) -> runtime::Handle {
     let servers = BTreeMap::from([(
         "default".to_string(),
         Server::new(
@@ -43,8 +44,15 @@ async fn start(env: &KubeEnv, broker: &Broker, source: Source) -> runtime::Handl
             &broker.management,
             &broker.user,
             broker.password(),
-        ),
+        )
+        .with_amqp(&format!("amqp://127.0.0.1:{}", broker.amqp_port)),
     )]);
+    start_with(env, servers, source).await
+}
+
+/// The queue autoscaler on the test's cluster, reading `servers`, passing
+/// every half second.
+pub async fn start_with(env: &KubeEnv, servers: Servers, source: Source) -> runtime::Handle {
     let mut args = RuntimeArgs::for_tests();
     args.lease_namespace = Some(env.ns.clone());
     args.interval = Duration::from_millis(500);
@@ -59,7 +67,7 @@ async fn start(env: &KubeEnv, broker: &Broker, source: Source) -> runtime::Handl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_scales_its_deployment_and_a_bad_target_gets_a_warning() {
-    let Some(broker) = Broker::start() else {
+    let Some(broker) = Broker::shared() else {
         return;
     };
     let env = KubeEnv::new("queue-autoscaler").await;
@@ -78,19 +86,65 @@ async fn a_backlog_scales_its_deployment_and_a_bad_target_gets_a_warning() {
         )
         .await
         .unwrap();
-    deployments
-        .create(
-            &PostParams::default(),
-            &deployment(
-                "broken",
-                &[("queue", "orders"), ("messages-per-pod", "lots")],
-            ),
-        )
+    // Each kind of bad input, on a target of its own.
+    let bad: [(&str, &[(&str, &str)]); 5] = [
+        (
+            "broken",
+            &[("queue", "orders"), ("messages-per-pod", "lots")],
+        ),
+        (
+            "inverted",
+            &[
+                ("queue", "orders"),
+                ("messages-per-pod", "100"),
+                ("min", "5"),
+                ("max", "2"),
+            ],
+        ),
+        (
+            "moody",
+            &[
+                ("queue", "orders"),
+                ("messages-per-pod", "100"),
+                ("mode", "vibes"),
+            ],
+        ),
+        (
+            "badpattern",
+            &[
+                ("queue", "orders(["),
+                ("messages-per-pod", "100"),
+                ("queue-regex", "true"),
+            ],
+        ),
+        (
+            "contested",
+            &[("queue", "orders"), ("messages-per-pod", "100")],
+        ),
+    ];
+    for (name, a) in bad {
+        deployments
+            .create(&PostParams::default(), &deployment(name, a))
+            .await
+            .unwrap();
+    }
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": { "name": "contested" },
+        "spec": {
+            "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "contested" },
+            "minReplicas": 1, "maxReplicas": 3,
+            "metrics": [{ "type": "Resource", "resource": { "name": "cpu",
+                          "target": { "type": "Utilization", "averageUtilization": 80 } } }],
+        },
+    }))
+    .unwrap();
+    env.api::<HorizontalPodAutoscaler>()
+        .create(&PostParams::default(), &hpa)
         .await
         .unwrap();
     let source = Source::new(Duration::from_secs(5));
     let requests = source.requests.clone();
-    let handle = start(&env, &broker, source).await;
+    let handle = start(&env, broker, source).await;
 
     broker.publish("orders", 1000).await;
     eventually("1,000 messages at 100 a pod: 10 replicas", || async {
@@ -104,29 +158,38 @@ async fn a_backlog_scales_its_deployment_and_a_bad_target_gets_a_warning() {
             == Some(10)
     })
     .await;
-    // The bad target is left alone, with a Warning that names the problem.
-    assert_eq!(
-        deployments
-            .get("broken")
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .replicas,
-        Some(1)
-    );
+    // Each bad target is left alone, with a Warning that names its problem.
+    for (name, _) in bad {
+        assert_eq!(
+            deployments.get(name).await.unwrap().spec.unwrap().replicas,
+            Some(1),
+            "{name}"
+        );
+    }
     let warnings = crate::component::events(&env, "InvalidAnnotations").await;
+    for want in [
+        "messages-per-pod: \"lots\" is not a number",
+        "min: 5 is above max (2)",
+        "mode: \"vibes\"",
+        "\"orders([\" is not a regular expression",
+    ] {
+        assert!(
+            warnings.iter().any(|(note, _)| note.contains(want)),
+            "no Warning containing {want:?}: {warnings:?}"
+        );
+    }
+    let conflicts = crate::component::events(&env, "HPAConflict").await;
     assert!(
-        warnings
+        conflicts
             .iter()
-            .any(|(note, _)| note.contains("messages-per-pod: \"lots\" is not a number")),
-        "{warnings:?}"
+            .any(|(note, _)| note.contains("HorizontalPodAutoscaler")),
+        "{conflicts:?}"
     );
     let scaled = crate::component::events(&env, "Scaled").await;
     assert!(
-        scaled
-            .iter()
-            .any(|(note, by)| note.starts_with("1 -> 10") && by == "clusterctl-queue-autoscaler"),
+        scaled.iter().any(
+            |(note, by)| note.contains("-> 10 replicas") && by == "clusterctl-queue-autoscaler"
+        ),
         "{scaled:?}"
     );
     // One request per poll: a single vhost and server.
@@ -183,11 +246,57 @@ fn bad_servers_and_missing_credentials_exit_2_without_a_secret() {
         err.contains("--interval") && !err.contains("hunter2-secret"),
         "{err}"
     );
+    let creds = [
+        ("CLUSTERCTL_RABBITMQ_USERNAME", "u"),
+        ("CLUSTERCTL_RABBITMQ_PASSWORD", "hunter2-secret"),
+    ];
+    // An AMQP endpoint for no server, or not amqp://.
+    let (code, err) = run(
+        &[
+            "--server",
+            "default=http://127.0.0.1:1",
+            "--amqp",
+            "other=amqp://h:5672",
+        ],
+        &creds,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--amqp <NAME=URL>") && err.contains("no --server named other"),
+        "{err}"
+    );
+    let (code, err) = run(
+        &[
+            "--server",
+            "default=http://127.0.0.1:1",
+            "--amqp",
+            "default=http://h:5672",
+        ],
+        &creds,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("amqp:// or amqps://"), "{err}");
+    // A CA file that is not there.
+    let (code, err) = run(
+        &[
+            "--server",
+            "default=https://127.0.0.1:1",
+            "--ca-file",
+            "/nonexistent/ca.pem",
+        ],
+        &creds,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("cannot read CA file /nonexistent/ca.pem"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2-secret"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_queue_waits_out_the_window_goes_to_zero_and_one_message_wakes_it() {
-    let Some(broker) = Broker::start() else {
+    let Some(broker) = Broker::shared() else {
         return;
     };
     let env = KubeEnv::new("queue-autoscaler-zero").await;
@@ -208,7 +317,7 @@ async fn an_empty_queue_waits_out_the_window_goes_to_zero_and_one_message_wakes_
         )
         .await
         .unwrap();
-    let handle = start(&env, &broker, Source::new(Duration::from_secs(5))).await;
+    let handle = start(&env, broker, Source::new(Duration::from_secs(5))).await;
     let replicas = || async {
         deployments
             .get("worker")

@@ -11,6 +11,8 @@ pub struct Broker {
     dir: tempfile::TempDir,
     /// `http://127.0.0.1:<port>` of the management API.
     pub management: String,
+    /// The AMQP port on 127.0.0.1.
+    pub amqp_port: u16,
     /// User and password.
     pub user: String,
     password: String,
@@ -20,6 +22,37 @@ impl Broker {
     /// Starts one, or skips (None) when rabbitmq-server is not installed
     /// and CLUSTERCTL_REQUIRE_TOOLS is not set.
     pub fn start() -> Option<Broker> {
+        Broker::start_configured(|_| String::new())
+    }
+
+    /// The broker this test binary shares (started once; stopped by a
+    /// watcher when the binary exits). Tests on it use queues and vhosts
+    /// of their own, and never stop it.
+    pub fn shared() -> Option<&'static Broker> {
+        static SHARED: std::sync::OnceLock<Option<Broker>> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let broker = Broker::start()?;
+                let out = std::process::Command::new(root().join("scripts/lib/rabbitmq.sh"))
+                    .arg("watch")
+                    .arg(broker.dir())
+                    .arg(std::process::id().to_string())
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                Some(broker)
+            })
+            .as_ref()
+    }
+
+    /// Starts one with settings of the test's own: `extra` gets the
+    /// broker's directory (to write certificates into) and returns lines
+    /// for its rabbitmq.conf.
+    pub fn start_configured(extra: impl FnOnce(&std::path::Path) -> String) -> Option<Broker> {
         if !std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() {
             assert!(
                 !require_tools(),
@@ -28,7 +61,13 @@ impl Broker {
             eprintln!("SKIPPED: rabbitmq-server is not installed");
             return None;
         }
+        // One broker starts at a time: Erlang VMs starting side by side on
+        // two cores take minutes instead of seconds.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
+        let conf = extra(dir.path());
+        std::fs::write(dir.path().join("extra.conf"), conf).unwrap();
         let out = std::process::Command::new(root().join("scripts/lib/rabbitmq.sh"))
             .arg("start")
             .arg(dir.path())
@@ -48,6 +87,7 @@ impl Broker {
         };
         Some(Broker {
             management: format!("http://127.0.0.1:{}", var("RABBITMQ_MANAGEMENT_PORT")),
+            amqp_port: var("RABBITMQ_AMQP_PORT").parse().unwrap(),
             user: var("RABBITMQ_USER"),
             password: var("RABBITMQ_PASSWORD"),
             dir,
@@ -81,11 +121,31 @@ impl Broker {
     /// Publishes `n` messages to a queue of the default vhost (declared
     /// first), over one keep-alive connection.
     pub async fn publish(&self, queue: &str, n: usize) {
+        self.publish_to("%2F", queue, n).await
+    }
+
+    /// Adds a vhost the broker's user may use.
+    pub async fn add_vhost(&self, vhost: &str) {
+        let (code, body) = self.api("PUT", &format!("/api/vhosts/{vhost}"), None).await;
+        assert!(code == 201 || code == 204, "{code} {body}");
+        let (code, body) = self
+            .api(
+                "PUT",
+                &format!("/api/permissions/{vhost}/{}", self.user),
+                Some(r#"{"configure":".*","write":".*","read":".*"}"#),
+            )
+            .await;
+        assert!(code == 201 || code == 204, "{code} {body}");
+    }
+
+    /// Publishes `n` messages to a queue of `vhost` (percent-encoded),
+    /// declared first.
+    pub async fn publish_to(&self, vhost: &str, queue: &str, n: usize) {
         use http_body_util::{BodyExt, Full};
         let (code, body) = self
             .api(
                 "PUT",
-                &format!("/api/queues/%2F/{queue}"),
+                &format!("/api/queues/{vhost}/{queue}"),
                 Some(r#"{"durable":false}"#),
             )
             .await;
@@ -103,7 +163,7 @@ impl Broker {
         );
         for _ in 0..n {
             let req = hyper::Request::post(format!(
-                "{}/api/exchanges/%2F/amq.default/publish",
+                "{}/api/exchanges/{vhost}/amq.default/publish",
                 self.management
             ))
             .header("authorization", format!("Basic {auth}"))
@@ -172,13 +232,15 @@ impl Drop for Broker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_management_api_lags_and_the_statistics_say_so() {
-    use clusterctl::controllers::queue_autoscaler::stats::{parse_queues, queues_path, reading};
+    use clusterctl::controllers::queue_autoscaler::stats::{
+        Matcher, Queues, parse_queues, queues_path, reading,
+    };
     use clusterctl::controllers::queue_autoscaler::target::{Operation, queue_ref};
-    let Some(broker) = Broker::start() else {
+    let Some(broker) = Broker::shared() else {
         return;
     };
-    broker.publish("orders", 25).await;
-    let q = queue_ref("orders", false).unwrap();
+    broker.publish("lagging", 25).await;
+    let q = Matcher::new(&queue_ref("lagging", false).unwrap()).unwrap();
     // Right after publishing, the API may not count the queue yet: the
     // reading says "unknown", never zero.
     let (code, body) = broker.api("GET", &queues_path("/"), None).await;
@@ -186,7 +248,7 @@ async fn the_management_api_lags_and_the_statistics_say_so() {
     let first = reading(
         &q,
         Operation::Sum,
-        &parse_queues(&serde_json::from_str(&body).unwrap()),
+        &Queues::from(parse_queues(&serde_json::from_str(&body).unwrap())),
     );
     if let Some(r) = first {
         assert!(r.ready.is_none() || r.ready == Some(25.0), "{r:?}");
@@ -198,7 +260,7 @@ async fn the_management_api_lags_and_the_statistics_say_so() {
         let r = reading(
             &q,
             Operation::Sum,
-            &parse_queues(&serde_json::from_str(&body).unwrap()),
+            &Queues::from(parse_queues(&serde_json::from_str(&body).unwrap())),
         );
         if r.and_then(|r| r.ready) == Some(25.0) {
             assert_eq!(r.unwrap().unacked, Some(0.0));

@@ -394,3 +394,54 @@ async fn dry_run_writes_nothing_but_events_and_the_lease() {
     h.stop().await.unwrap();
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_event_is_a_series_and_a_new_note_a_new_event() {
+    use clusterctl::controllers::runtime::events::Events;
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::api::events::v1::Event;
+    use kube::runtime::events::EventType;
+    let env = KubeEnv::new("events").await;
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "target" }
+    }))
+    .unwrap();
+    let cm = env
+        .api::<ConfigMap>()
+        .create(&Default::default(), &cm)
+        .await
+        .unwrap();
+    let object = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        namespace: Some(env.ns.clone()),
+        name: Some("target".into()),
+        uid: cm.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let events = Events::new(env.client.clone(), "clusterctl-test", "replica-1", false);
+    for note in ["1 -> 2 replicas", "1 -> 2 replicas", "2 -> 10 replicas"] {
+        events
+            .publish(&object, EventType::Normal, "Scaled", "Scale", note)
+            .await;
+    }
+    let mut got: Vec<(String, i32)> = env
+        .api::<Event>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Scaled"))
+        .map(|e| (e.note.unwrap_or_default(), e.series.map_or(1, |s| s.count)))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("1 -> 2 replicas".to_string(), 2),
+            ("2 -> 10 replicas".to_string(), 1)
+        ]
+    );
+    env.cleanup().await;
+}

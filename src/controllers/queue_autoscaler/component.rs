@@ -2,13 +2,14 @@
 //! one management-API request per server and vhost) → decide (pure, per
 //! target) → act (patch the scale subresource, Events, metrics).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
@@ -16,10 +17,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::consumers::{Consumer, DELETION_COST, PodView, deletion_costs};
 use super::decide::{decide, remember};
 use super::source::{Servers, Source};
-use super::stats::{QueueStats, reading};
-use super::target::{PREFIX, parse};
+use super::stats::{Matcher, Queues, reading, uncounted};
+use super::target::{PREFIX, QueueRef, TargetSpec, parse};
 use crate::controllers::runtime::cache::strip_object;
 use crate::controllers::runtime::{Component, Context, LoopError};
 
@@ -28,6 +30,9 @@ struct TargetLabels {
     namespace: String,
     name: String,
 }
+
+/// The consumers of a vhost and its channels' unacked messages.
+type ConsumerView = (Vec<Consumer>, BTreeMap<String, Option<f64>>);
 
 /// A workload the controller may scale.
 #[derive(Debug, Clone)]
@@ -38,6 +43,8 @@ struct Workload {
     uid: String,
     replicas: i32,
     annotations: BTreeMap<String, String>,
+    /// The pods' selector (Deployments: for the deletion costs).
+    selector: Option<LabelSelector>,
 }
 
 /// The queue autoscaler.
@@ -50,6 +57,8 @@ pub struct QueueAutoscaler {
     windows: BTreeMap<String, Vec<(chrono::DateTime<Utc>, i32)>>,
     /// Warnings already emitted (uid and message), so each is said once.
     warned: BTreeSet<(String, String)>,
+    /// Compiled queue matchers, by queue reference.
+    matchers: HashMap<QueueRef, Matcher>,
     desired: Family<TargetLabels, Gauge>,
     current: Family<TargetLabels, Gauge>,
     backlog: Family<TargetLabels, Gauge>,
@@ -67,6 +76,7 @@ impl QueueAutoscaler {
             hpas: None,
             windows: BTreeMap::new(),
             warned: BTreeSet::new(),
+            matchers: HashMap::new(),
             desired: Family::default(),
             current: Family::default(),
             backlog: Family::default(),
@@ -90,6 +100,7 @@ impl QueueAutoscaler {
                     uid: d.metadata.uid.clone().unwrap_or_default(),
                     replicas: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
                     annotations: d.metadata.annotations.clone().unwrap_or_default(),
+                    selector: d.spec.as_ref().map(|s| s.selector.clone()),
                 });
             }
         }
@@ -102,6 +113,7 @@ impl QueueAutoscaler {
                     uid: s.metadata.uid.clone().unwrap_or_default(),
                     replicas: s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
                     annotations: s.metadata.annotations.clone().unwrap_or_default(),
+                    selector: None,
                 });
             }
         }
@@ -115,6 +127,125 @@ impl QueueAutoscaler {
                     s.scale_target_ref.kind == w.kind && s.scale_target_ref.name == w.name
                 })
         })
+    }
+
+    /// One management-API request per server and vhost; then, for each
+    /// by-name queue the API has not counted, its exact depth by AMQP.
+    async fn poll(
+        &self,
+        ctx: &Context,
+        targets: &[(Workload, TargetSpec)],
+    ) -> BTreeMap<(String, String), Option<Queues>> {
+        let mut polled: BTreeMap<(String, String), Option<Queues>> = BTreeMap::new();
+        for (_, spec) in targets {
+            let key = (spec.server.clone(), spec.queue.vhost.clone());
+            if polled.contains_key(&key) {
+                continue;
+            }
+            let server = &self.servers[&spec.server];
+            let got = match self.source.queues(server, &spec.queue.vhost).await {
+                Ok(q) => Some(q),
+                Err(e) => {
+                    ctx.metrics.error("rabbitmq");
+                    tracing::warn!(error = %e, "reading the queues failed; holding their targets");
+                    None
+                }
+            };
+            polled.insert(key, got);
+        }
+        for (_, spec) in targets {
+            let key = (spec.server.clone(), spec.queue.vhost.clone());
+            let Some(Some(queues)) = polled.get_mut(&key) else {
+                continue;
+            };
+            let Some(name) = self
+                .matchers
+                .get(&spec.queue)
+                .and_then(|m| uncounted(m, queues))
+            else {
+                continue;
+            };
+            let name = name.to_string();
+            match self
+                .source
+                .depth(&self.servers[&spec.server], &spec.queue.vhost, &name)
+                .await
+            {
+                Ok(Some((ready, consumers))) => {
+                    tracing::debug!(queue = %name, ready, "the API has not counted the queue; read by AMQP");
+                    queues.fill_ready(&name, ready, consumers);
+                }
+                Ok(None) => {
+                    tracing::debug!(queue = %name, "no such queue");
+                }
+                Err(e) => {
+                    ctx.metrics.error("rabbitmq");
+                    tracing::warn!(error = %e, "reading a queue's depth by AMQP failed");
+                }
+            }
+        }
+        polled
+    }
+
+    /// Before a scale-down: the pods holding unacked messages of the
+    /// target's queues get a higher deletion cost than the idle ones.
+    async fn set_deletion_costs(
+        &self,
+        ctx: &Context,
+        w: &Workload,
+        matcher: &Matcher,
+        view: &ConsumerView,
+    ) -> Result<(), LoopError> {
+        let Some(selector) = w
+            .selector
+            .clone()
+            .and_then(|s| kube::core::Selector::try_from(s).ok())
+        else {
+            return Ok(());
+        };
+        let pods_api: Api<Pod> = Api::namespaced(ctx.clients.client.clone(), &w.namespace);
+        let pods = pods_api
+            .list(&ListParams::default().labels_from(&selector))
+            .await
+            .map_err(|e| {
+                LoopError::from_kube(
+                    &format!("listing the pods of {}/{}", w.namespace, w.name),
+                    e,
+                )
+            })?;
+        let views: Vec<PodView> = pods
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| PodView {
+                name: p.metadata.name.clone().unwrap_or_default(),
+                ip: p.status.as_ref().and_then(|s| s.pod_ip.clone()),
+                cost: p
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(DELETION_COST).cloned()),
+            })
+            .collect();
+        for (pod, cost) in deletion_costs(matcher, &view.0, &view.1, &views) {
+            tracing::info!(namespace = %w.namespace, %pod, cost, dry_run = ctx.dry_run, "pod deletion cost");
+            if ctx.dry_run || !ctx.may_act() {
+                continue;
+            }
+            let patch = serde_json::json!({
+                "metadata": { "annotations": { DELETION_COST: cost.to_string() } }
+            });
+            pods_api
+                .patch(&pod, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| {
+                    LoopError::from_kube(
+                        &format!("setting the deletion cost of {}/{pod}", w.namespace),
+                        e,
+                    )
+                })?;
+        }
+        Ok(())
     }
 
     async fn warn(&mut self, ctx: &Context, w: &Workload, reason: &str, message: String) {
@@ -224,29 +355,28 @@ impl Component for QueueAutoscaler {
                 Ok(spec) => targets.push((w, spec)),
             }
         }
-        // One request per server and vhost.
-        let mut polled: BTreeMap<(String, String), Option<Vec<QueueStats>>> = BTreeMap::new();
+        // Patterns are compiled once (parse has checked them).
+        self.matchers
+            .retain(|q, _| targets.iter().any(|(_, t)| &t.queue == q));
         for (_, spec) in &targets {
-            let key = (spec.server.clone(), spec.queue.vhost.clone());
-            if polled.contains_key(&key) {
-                continue;
+            if !self.matchers.contains_key(&spec.queue)
+                && let Ok(m) = Matcher::new(&spec.queue)
+            {
+                self.matchers.insert(spec.queue.clone(), m);
             }
-            let server = &self.servers[&spec.server];
-            let got = match self.source.queues(server, &spec.queue.vhost).await {
-                Ok(q) => Some(q),
-                Err(e) => {
-                    ctx.metrics.error("rabbitmq");
-                    tracing::warn!(error = %e, "reading the queues failed; holding their targets");
-                    None
-                }
-            };
-            polled.insert(key, got);
         }
+        let polled = self.poll(ctx, &targets).await;
+        // Consumers and channels, read once per server and vhost, only for
+        // a scale-down.
+        let mut busy: BTreeMap<(String, String), Option<ConsumerView>> = BTreeMap::new();
         for (w, spec) in targets {
+            let Some(matcher) = self.matchers.get(&spec.queue).cloned() else {
+                continue;
+            };
             let queues = &polled[&(spec.server.clone(), spec.queue.vhost.clone())];
             let r = queues
                 .as_ref()
-                .and_then(|q| reading(&spec.queue, spec.operation, q));
+                .and_then(|q| reading(&matcher, spec.operation, q));
             let key = format!("{}/{}/{}", w.kind, w.namespace, w.name);
             let window = self.windows.entry(key).or_default();
             let s = decide(&spec, w.replicas, r.as_ref(), window, now);
@@ -278,6 +408,23 @@ impl Component for QueueAutoscaler {
                 continue;
             }
             tracing::info!(kind = w.kind, namespace = %w.namespace, name = %w.name, from = w.replicas, to = s.desired, reason = %s.reason, dry_run = ctx.dry_run, "scale");
+            if s.desired < w.replicas && w.kind == "Deployment" {
+                let key = (spec.server.clone(), spec.queue.vhost.clone());
+                if !busy.contains_key(&key) {
+                    let got = self
+                        .source
+                        .consumers(&self.servers[&spec.server], &spec.queue.vhost)
+                        .await;
+                    if let Err(e) = &got {
+                        ctx.metrics.error("rabbitmq");
+                        tracing::warn!(error = %e, "reading the consumers failed; scaling down without deletion costs");
+                    }
+                    busy.insert(key.clone(), got.ok());
+                }
+                if let Some(Some(view)) = busy.get(&key) {
+                    self.set_deletion_costs(ctx, &w, &matcher, view).await?;
+                }
+            }
             if !ctx.dry_run && ctx.may_act() {
                 let patch = serde_json::json!({ "spec": { "replicas": s.desired } });
                 let pp = PatchParams::default();

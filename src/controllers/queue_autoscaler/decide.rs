@@ -8,7 +8,9 @@
 //! - from zero only once the backlog reaches `activation`;
 //! - clamped to [min, max]; up at once by at most max-step; down only to
 //!   the highest recommendation of the window, by at most max-step;
-//! - no reading: hold the replicas (never down, never to zero), and say so.
+//! - no reading: hold the replicas (never down, never to zero), and say so;
+//! - ready known but unacked not (a new queue, or a depth read by AMQP):
+//!   the backlog is a lower bound, so it may scale up, never down.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,17 +39,16 @@ fn clamp(spec: &TargetSpec, n: i64) -> i32 {
     n.clamp(i64::from(spec.min), i64::from(spec.max)) as i32
 }
 
-/// The raw recommendation and the backlog, from a reading.
-fn recommend(spec: &TargetSpec, current: i32, r: &Reading) -> Result<(i64, f64), String> {
+/// The raw recommendation, the backlog, and whether the backlog is only a
+/// lower bound (the unacked count is not known: up only).
+fn recommend(spec: &TargetSpec, current: i32, r: &Reading) -> Result<(i64, f64, bool), String> {
     let ready = r
         .ready
         .ok_or("the queue's ready count is not reported yet")?;
-    let backlog = if spec.exclude_unacked {
-        ready
-    } else {
-        ready
-            + r.unacked
-                .ok_or("the queue's unacked count is not reported yet")?
+    let (backlog, lower_bound) = match (spec.exclude_unacked, r.unacked) {
+        (true, _) => (ready, false),
+        (false, Some(unacked)) => (ready + unacked, false),
+        (false, None) => (ready, true),
     };
     let raw = match spec.mode {
         Mode::Length => (backlog / spec.messages_per_pod).ceil() as i64,
@@ -68,7 +69,7 @@ fn recommend(spec: &TargetSpec, current: i32, r: &Reading) -> Result<(i64, f64),
     } else {
         raw
     };
-    Ok((raw, backlog))
+    Ok((raw, backlog, lower_bound))
 }
 
 /// Decides one target. `window` holds this target's recommendations of the
@@ -89,7 +90,7 @@ pub fn decide(
             held: true,
         };
     };
-    let (raw, backlog) = match recommend(spec, current, r) {
+    let (raw, backlog, lower_bound) = match recommend(spec, current, r) {
         Ok(x) => x,
         Err(why) => {
             return Scale {
@@ -109,7 +110,27 @@ pub fn decide(
             desired,
             recommended,
             backlog: Some(backlog),
-            reason: format!("backlog {backlog:.0}: {recommended} replicas wanted"),
+            reason: if lower_bound {
+                format!(
+                    "backlog at least {backlog:.0} (unacked not reported yet): {recommended} replicas wanted"
+                )
+            } else {
+                format!("backlog {backlog:.0}: {recommended} replicas wanted")
+            },
+            held: false,
+        };
+    }
+    if lower_bound {
+        // Ready alone undercounts: it may wake or grow a target, never
+        // shrink one. The replicas it keeps are remembered as the
+        // recommendation, so a scale-down window counts from here.
+        return Scale {
+            desired: current,
+            recommended: current,
+            backlog: Some(backlog),
+            reason: format!(
+                "backlog at least {backlog:.0} (unacked not reported yet): keeping {current} replicas"
+            ),
             held: false,
         };
     }

@@ -2,7 +2,7 @@
 //! broker and omits fields for new queues, so a missing field is `None`,
 //! never zero. One request per server and vhost serves every target.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -81,14 +81,85 @@ fn combine(op: Operation, values: &[Option<f64>]) -> Option<f64> {
     })
 }
 
-/// The reading of `q` among the queues of its vhost (`None`: no queue
-/// matched, or the API has not reported it yet).
-pub fn reading(q: &QueueRef, op: Operation, queues: &[QueueStats]) -> Option<Reading> {
-    let matched: Vec<&QueueStats> = if q.regex {
-        let re = regex::Regex::new(&format!("^(?:{})$", q.name)).ok()?;
-        queues.iter().filter(|s| re.is_match(&s.name)).collect()
-    } else {
-        queues.iter().filter(|s| s.name == q.name).collect()
+/// Which queues a target reads, compiled once (patterns are compiled when
+/// a target first appears, not on every pass).
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// One queue by name.
+    Name(String),
+    /// Every queue whose whole name matches.
+    Pattern(regex::Regex),
+}
+
+impl Matcher {
+    /// Compiles `q` (a pattern is anchored at both ends).
+    pub fn new(q: &QueueRef) -> Result<Matcher, regex::Error> {
+        Ok(if q.regex {
+            Matcher::Pattern(regex::Regex::new(&format!("^(?:{})$", q.name))?)
+        } else {
+            Matcher::Name(q.name.clone())
+        })
+    }
+}
+
+/// The queues of one vhost, indexed by name.
+#[derive(Debug, Clone, Default)]
+pub struct Queues {
+    list: Vec<QueueStats>,
+    by_name: std::collections::HashMap<String, usize>,
+}
+
+impl From<Vec<QueueStats>> for Queues {
+    fn from(list: Vec<QueueStats>) -> Queues {
+        let by_name = list
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.name.clone(), i))
+            .collect();
+        Queues { list, by_name }
+    }
+}
+
+impl Queues {
+    /// One queue, by name.
+    pub fn get(&self, name: &str) -> Option<&QueueStats> {
+        self.by_name.get(name).map(|&i| &self.list[i])
+    }
+
+    /// Every queue.
+    pub fn iter(&self) -> impl Iterator<Item = &QueueStats> {
+        self.list.iter()
+    }
+
+    /// Records an exact ready count read another way (an AMQP passive
+    /// declare) for a queue the API did not count: the unacked count stays
+    /// unknown.
+    pub fn fill_ready(&mut self, name: &str, ready: f64, consumers: f64) {
+        match self.by_name.get(name) {
+            Some(&i) => {
+                let q = &mut self.list[i];
+                q.ready = Some(ready);
+                q.consumers.get_or_insert(consumers);
+            }
+            None => {
+                self.by_name.insert(name.to_string(), self.list.len());
+                self.list.push(QueueStats {
+                    name: name.to_string(),
+                    ready: Some(ready),
+                    consumers: Some(consumers),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+}
+
+/// The reading of the queues `m` selects (`None`: no queue matched, or the
+/// API has not reported it yet).
+pub fn reading(m: &Matcher, op: Operation, queues: &Queues) -> Option<Reading> {
+    let matched: Vec<&QueueStats> = match m {
+        Matcher::Name(n) => queues.get(n).into_iter().collect(),
+        Matcher::Pattern(re) => queues.iter().filter(|s| re.is_match(&s.name)).collect(),
     };
     if matched.is_empty() {
         return None;
@@ -100,6 +171,15 @@ pub fn reading(q: &QueueRef, op: Operation, queues: &[QueueStats]) -> Option<Rea
         publish_rate: combine(op, &col(|s| s.publish_rate)),
         ack_rate: combine(op, &col(|s| s.ack_rate)),
     })
+}
+
+/// The names a by-name target needs and the API did not count (missing,
+/// or without a ready count): what an AMQP passive declare should read.
+pub fn uncounted<'a>(m: &'a Matcher, queues: &Queues) -> Option<&'a str> {
+    match m {
+        Matcher::Name(n) if queues.get(n).is_none_or(|q| q.ready.is_none()) => Some(n),
+        _ => None,
+    }
 }
 
 /// The requests one poll makes: one per (server, vhost), whatever the
@@ -115,7 +195,12 @@ pub fn requests<'a>(
 
 /// The path of a vhost's queues (the vhost percent-encoded: `/` is `%2F`).
 pub fn queues_path(vhost: &str) -> String {
-    let enc: String = vhost
+    format!("/api/queues/{}?columns={COLUMNS}", encode(vhost))
+}
+
+/// A vhost as one path segment (`/` is `%2F`).
+pub fn encode(vhost: &str) -> String {
+    vhost
         .bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -123,9 +208,5 @@ pub fn queues_path(vhost: &str) -> String {
             }
             _ => format!("%{b:02X}"),
         })
-        .collect();
-    format!("/api/queues/{enc}?columns={COLUMNS}")
+        .collect()
 }
-
-/// Readings by (server, vhost) → queues.
-pub type Polled = BTreeMap<(String, String), Vec<QueueStats>>;

@@ -49,7 +49,7 @@ pub enum Operation {
 }
 
 /// Which queue (or queues) a target reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueRef {
     /// The vhost (`/` by default).

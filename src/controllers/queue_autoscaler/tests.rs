@@ -6,7 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::decide::{decide, remember};
-use super::stats::{Reading, parse_queues, queues_path, reading, requests};
+use super::stats::{
+    Matcher, Queues, Reading, parse_queues, queues_path, reading, requests, uncounted,
+};
 use super::target::{Mode, Operation, PREFIX, TargetSpec, parse, queue_ref};
 
 fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -171,8 +173,8 @@ fn statistics_are_read_defensively_and_polled_once_per_vhost() {
         // A queue the API has just seen: no counts yet.
         { "name": "fresh", "vhost": "/" },
     ]);
-    let qs = parse_queues(&json);
-    let q = |name: &str, regex| queue_ref(name, regex).unwrap();
+    let mut qs = Queues::from(parse_queues(&json));
+    let q = |name: &str, regex| Matcher::new(&queue_ref(name, regex).unwrap()).unwrap();
     let r = reading(&q("orders", false), Operation::Sum, &qs).unwrap();
     assert_eq!(
         (r.ready, r.unacked, r.publish_rate),
@@ -188,6 +190,19 @@ fn statistics_are_read_defensively_and_polled_once_per_vhost() {
     let r = reading(&q("fresh", false), Operation::Sum, &qs).unwrap();
     assert_eq!(r.ready, None);
     assert!(reading(&q("nope", false), Operation::Sum, &qs).is_none());
+    // What an AMQP passive declare should read: a by-name queue the API
+    // did not count; never a pattern.
+    assert_eq!(uncounted(&q("fresh", false), &qs), Some("fresh"));
+    assert_eq!(uncounted(&q("nope", false), &qs), Some("nope"));
+    assert_eq!(uncounted(&q("orders", false), &qs), None);
+    assert_eq!(uncounted(&q("fr.*", true), &qs), None);
+    // Its depth fills in ready; unacked stays unknown.
+    qs.fill_ready("nope", 40.0, 1.0);
+    qs.fill_ready("fresh", 7.0, 0.0);
+    let r = reading(&q("nope", false), Operation::Sum, &qs).unwrap();
+    assert_eq!((r.ready, r.unacked), (Some(40.0), None));
+    let r = reading(&q("fresh", false), Operation::Sum, &qs).unwrap();
+    assert_eq!((r.ready, r.unacked), (Some(7.0), None));
     // Fifty targets over two vhosts: two requests.
     let mut targets = Vec::new();
     for i in 0..50 {
@@ -409,7 +424,7 @@ fn decisions() {
             true,
         ),
         (
-            "unacked not reported, needed: hold",
+            "unacked not reported, needed: keep (a lower bound)",
             base.clone(),
             4,
             Some(Reading {
@@ -418,7 +433,43 @@ fn decisions() {
             }),
             history(6, 1),
             4,
-            true,
+            false,
+        ),
+        (
+            "unacked not reported, ready says more: up on the lower bound",
+            base.clone(),
+            1,
+            Some(Reading {
+                unacked: None,
+                ..read(700.0, 0.0)
+            }),
+            vec![],
+            7,
+            false,
+        ),
+        (
+            "unacked not reported: a first message still wakes it from zero",
+            zero.clone(),
+            0,
+            Some(Reading {
+                unacked: None,
+                ..read(1.0, 0.0)
+            }),
+            vec![],
+            1,
+            false,
+        ),
+        (
+            "unacked not reported, ready says less: never down",
+            base.clone(),
+            6,
+            Some(Reading {
+                unacked: None,
+                ..read(100.0, 0.0)
+            }),
+            history(6, 1),
+            6,
+            false,
         ),
         (
             "unacked not reported, excluded: fine",
@@ -529,4 +580,65 @@ fn the_window_keeps_one_entry_older_than_itself() {
     // 5 minutes of history plus the one before it.
     assert_eq!(w.len(), 7, "{w:?}");
     assert!(now() - w[0].0 > chrono::Duration::minutes(5));
+}
+
+#[test]
+fn busy_consumers_cost_more_to_delete() {
+    use super::consumers::{PodView, deletion_costs, parse_channels, parse_consumers};
+    let consumers = parse_consumers(&serde_json::json!([
+        { "queue": { "name": "jobs" }, "channel_details": { "name": "10.0.0.2:4000 -> 10.0.9.9:5672 (1)", "peer_host": "10.0.0.2" } },
+        { "queue": { "name": "jobs" }, "channel_details": { "name": "10.0.0.3:4000 -> 10.0.9.9:5672 (1)", "peer_host": "10.0.0.3" } },
+        // The same channel consumes a second matched queue: counted once.
+        { "queue": { "name": "jobs-eu" }, "channel_details": { "name": "10.0.0.2:4000 -> 10.0.9.9:5672 (1)", "peer_host": "10.0.0.2" } },
+        // Another queue's consumer on the idle pod: not the target's work.
+        { "queue": { "name": "other" }, "channel_details": { "name": "10.0.0.3:4001 -> 10.0.9.9:5672 (1)", "peer_host": "10.0.0.3" } },
+        // A new consumer whose channel has no count yet.
+        { "queue": { "name": "jobs" }, "channel_details": { "name": "10.0.0.5:4000 -> 10.0.9.9:5672 (1)", "peer_host": "10.0.0.5" } },
+        // Malformed: skipped.
+        { "queue": {} },
+    ]));
+    assert_eq!(consumers.len(), 5);
+    let channels = parse_channels(&serde_json::json!([
+        { "name": "10.0.0.2:4000 -> 10.0.9.9:5672 (1)", "messages_unacknowledged": 7 },
+        { "name": "10.0.0.3:4000 -> 10.0.9.9:5672 (1)", "messages_unacknowledged": 0 },
+        { "name": "10.0.0.3:4001 -> 10.0.9.9:5672 (1)", "messages_unacknowledged": 40 },
+        { "name": "10.0.0.5:4000 -> 10.0.9.9:5672 (1)" },
+    ]));
+    let pod = |name: &str, ip: Option<&str>, cost: Option<&str>| PodView {
+        name: name.into(),
+        ip: ip.map(str::to_string),
+        cost: cost.map(str::to_string),
+    };
+    let pods = vec![
+        pod("busy", Some("10.0.0.2"), None),
+        pod("idle", Some("10.0.0.3"), None),
+        pod("new", Some("10.0.0.5"), None),
+        pod("pending", None, None),
+        pod("unchanged", Some("10.0.0.9"), Some("0")),
+    ];
+    let by_name = |m: &Matcher| -> BTreeMap<String, i32> {
+        deletion_costs(m, &consumers, &channels, &pods)
+            .into_iter()
+            .collect()
+    };
+    let jobs = Matcher::new(&queue_ref("jobs", false).unwrap()).unwrap();
+    assert_eq!(
+        by_name(&jobs),
+        BTreeMap::from([
+            ("busy".to_string(), 7),
+            ("idle".to_string(), 0),
+            ("new".to_string(), 1),
+            ("pending".to_string(), 0),
+        ]),
+        "an annotation already right is not rewritten"
+    );
+    let pattern = Matcher::new(&queue_ref("jobs.*", true).unwrap()).unwrap();
+    assert_eq!(
+        by_name(&pattern)["busy"],
+        7,
+        "one channel, two queues: once"
+    );
+    let other = Matcher::new(&queue_ref("other", false).unwrap()).unwrap();
+    assert_eq!(by_name(&other)["idle"], 40);
+    assert_eq!(by_name(&other)["busy"], 0);
 }

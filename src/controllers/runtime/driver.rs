@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
+use super::events::Events;
 use super::leader::{Elector, LeaseConfig};
 use super::metrics::{Health, Metrics};
-use super::{Component, Context, Events, LoopError, RuntimeArgs, client, reporter, serve};
+use super::{Component, Context, LoopError, RuntimeArgs, client, serve};
 
 /// Why a component stopped.
 #[derive(Debug, thiserror::Error)]
@@ -134,13 +135,12 @@ pub async fn start<C: Component>(
         )
     });
     let ctx = Context {
-        events: Events {
-            recorder: kube::runtime::events::Recorder::new(
-                clients.client.clone(),
-                reporter(name, &identity),
-            ),
-            dry_run: args.dry_run,
-        },
+        events: Events::new(
+            clients.client.clone(),
+            &format!("clusterctl-{name}"),
+            &identity,
+            args.dry_run,
+        ),
         clients,
         dry_run: args.dry_run,
         identity: identity.clone(),

@@ -15,6 +15,7 @@
 pub mod cache;
 pub mod client;
 pub mod driver;
+pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod serve;
@@ -26,9 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
@@ -206,43 +205,6 @@ impl LoopError {
     }
 }
 
-/// Events of a component: through kube-runtime's recorder, with "(dry
-/// run)" in the note of a dry run's Events.
-#[derive(Clone)]
-pub struct Events {
-    recorder: Recorder,
-    dry_run: bool,
-}
-
-impl Events {
-    /// Publishes an Event about `object`; a failure is logged, never
-    /// returned (Events are best effort).
-    pub async fn publish(
-        &self,
-        object: &ObjectReference,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: &str,
-    ) {
-        let note = if self.dry_run {
-            format!("(dry run) {note}")
-        } else {
-            note.to_string()
-        };
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, object).await {
-            tracing::warn!(error = %e, reason, "publishing an Event failed");
-        }
-    }
-}
-
 /// What a pass gets.
 pub struct Context {
     /// The clients.
@@ -252,7 +214,7 @@ pub struct Context {
     /// This replica's identity.
     pub identity: String,
     /// Events.
-    pub events: Events,
+    pub events: events::Events,
     /// The standard metrics (components register theirs in `start`).
     pub metrics: Metrics,
     elector: Option<Elector>,
@@ -341,13 +303,6 @@ pub trait Component: Send + 'static {
 /// here, so callers stay `Send`).
 pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-fn reporter(component: &str, identity: &str) -> Reporter {
-    Reporter {
-        controller: format!("clusterctl-{component}"),
-        instance: Some(identity.to_string()),
-    }
 }
 
 #[cfg(test)]

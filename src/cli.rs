@@ -152,7 +152,12 @@ pub enum Command {
         runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
     },
     /// Run the janitor: old ReplicaSets, finished Jobs, evicted pods, TTLs (not implemented yet).
-    Janitor(Stub),
+    Janitor {
+        #[command(flatten)]
+        janitor: JanitorArgs,
+        #[command(flatten)]
+        runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
+    },
     /// Run the node cleanup: exited containers, dangling images and volumes (not implemented yet).
     NodeCleanup(Stub),
     /// Read the cluster's state store.
@@ -469,4 +474,76 @@ pub struct RabbitmqArgs {
     /// Each management API request gives up after this long.
     #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_REQUEST_TIMEOUT", default_value = "5s", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
     pub request_timeout: std::time::Duration,
+}
+
+/// A janitor rule, for `--disable`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JanitorRule {
+    /// Superseded empty ReplicaSets of Deployments.
+    Replicasets,
+    /// Finished Jobs.
+    Jobs,
+    /// Evicted (or failed) pods.
+    Pods,
+    /// TTL annotations.
+    Ttl,
+}
+
+/// The janitor's rules and pace.
+#[derive(clap::Args, Debug, Clone)]
+pub struct JanitorArgs {
+    /// A rules file (YAML): rules on or off, tuned, and per-namespace
+    /// overrides; it applies over these flags.
+    #[arg(long, value_name = "FILE", env = "CLUSTERCTL_JANITOR_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Only these namespaces (repeat for several; a namespace named here
+    /// may itself be deleted by its TTL). Default: every namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Vec<String>,
+    /// Switch a rule off (repeat for several).
+    #[arg(long, value_enum, value_name = "RULE")]
+    pub disable: Vec<JanitorRule>,
+    /// ReplicaSets younger than this are kept.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    pub replicaset_min_age: std::time::Duration,
+    /// A Deployment's newest revisions are kept.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub keep_revisions: u32,
+    /// ReplicaSets without an owner may be deleted too.
+    #[arg(long)]
+    pub orphans: bool,
+    /// Finished Jobs are deleted this long after they finished.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    pub job_ttl: std::time::Duration,
+    /// Jobs of CronJobs too (by default left to their history limits).
+    #[arg(long)]
+    pub include_cronjob_jobs: bool,
+    /// Evicted pods are deleted this long after they failed.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    pub pod_ttl: std::time::Duration,
+    /// Every Failed pod, not only evicted ones.
+    #[arg(long)]
+    pub all_failed_pods: bool,
+    /// Kinds whose TTL annotations count (namespaces always do):
+    /// configmaps, secrets, services, deployments.apps, jobs.batch, ...
+    #[arg(long, value_name = "KIND", value_delimiter = ',')]
+    pub kinds: Vec<String>,
+    /// Deletes started a second, at most.
+    #[arg(long, value_name = "N", default_value_t = 10.0)]
+    pub max_deletes_per_second: f64,
+    /// Deletes in flight, at most.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub concurrency: usize,
+    /// The report: a table or JSON.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: JanitorOutput,
+}
+
+/// The janitor's report format.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JanitorOutput {
+    /// A table.
+    Table,
+    /// JSON.
+    Json,
 }

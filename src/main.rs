@@ -38,6 +38,9 @@ fn main() -> ExitCode {
             cli.verbose,
         );
     }
+    if let Command::Janitor { janitor, runtime } = cli.command {
+        return commands::janitor::run(&janitor, *runtime, cli.verbose);
+    }
     if let Command::QueueAutoscaler { rabbitmq, runtime } = cli.command {
         return commands::queue_autoscaler::run(&rabbitmq, *runtime, cli.verbose);
     }
@@ -255,7 +258,7 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
         } => commands::node_autoscaler::simulate(&snapshot, &settings.settings())?,
         Command::NodeAutoscaler { .. } => return Ok(None),
         Command::QueueAutoscaler { .. } => return Ok(None),
-        Command::Janitor(_) => return not_implemented("janitor"),
+        Command::Janitor { .. } => return Ok(None),
         // Dispatched in main before logging is set up.
         Command::Heartbeat { .. } => return Ok(None),
         Command::NodeCleanup(_) => return not_implemented("node-cleanup"),

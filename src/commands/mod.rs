@@ -6,6 +6,7 @@
 pub mod addons;
 pub mod apply;
 pub mod component;
+pub mod janitor;
 pub mod node_autoscaler;
 pub mod plan;
 pub mod queue_autoscaler;

@@ -4,6 +4,7 @@
 pub mod bootstrap_token;
 pub mod drain;
 pub mod heartbeat;
+pub mod janitor;
 pub mod node_autoscaler;
 pub mod queue_autoscaler;
 pub mod runtime;

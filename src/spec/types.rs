@@ -232,7 +232,8 @@ pub struct ScheduledComponent {
     /// Five-field cron expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
-    /// Default TTL for objects that carry none, e.g. `7d`.
+    /// The janitor: how long finished Jobs are kept (`--job-ttl`), e.g.
+    /// `7d`. Preview GC: the TTL of a preview that names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_ttl: Option<String>,
 }

@@ -11,6 +11,7 @@ mod direct;
 mod faults;
 mod fuzz;
 mod invalid_specs;
+mod janitor;
 mod kube_conformance;
 pub mod kube_env;
 mod kube_secrets;

@@ -280,6 +280,19 @@ async fn dispatch(
             .ok_or_else(|| ApiError::no_route(path)),
         Route::Collection(ty, ns) => collection(shared, method, ty, ns, q, body).await,
         Route::Item(ty, ns, name) => {
+            if *method == Method::DELETE
+                && shared
+                    .refuse_delete_names
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&name)
+            {
+                return Err(ApiError::new(
+                    500,
+                    "InternalError",
+                    "deletes of this object are refused (test fault)",
+                ));
+            }
             if TYPES[ty].kind == "Lease" && (*method == Method::PUT || *method == Method::PATCH) {
                 let refused = shared
                     .refuse_lease_holder

@@ -55,6 +55,9 @@ pub struct Shared {
     /// Lease writes naming this holder are refused (500), as an API server
     /// that cannot be reached by one replica would.
     pub refuse_lease_holder: Mutex<Option<String>>,
+    /// Deletes of objects with these names are refused (500): a fault for
+    /// "one failed delete does not stop the pass".
+    pub refuse_delete_names: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -102,6 +105,7 @@ impl ApiServer {
             bookmark_interval,
             addr,
             refuse_lease_holder: Mutex::new(None),
+            refuse_delete_names: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
@@ -171,6 +175,15 @@ impl ApiServer {
             .refuse_lease_holder
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = identity.map(str::to_string);
+    }
+
+    /// Refuses (500) every delete of an object named `name`.
+    pub fn refuse_deletes_of(&self, name: &str) {
+        self.shared
+            .refuse_delete_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.to_string());
     }
 
     /// Forgets the request log.

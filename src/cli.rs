@@ -159,7 +159,12 @@ pub enum Command {
         runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
     },
     /// Run the node cleanup: exited containers, dangling images and volumes (not implemented yet).
-    NodeCleanup(Stub),
+    NodeCleanup {
+        #[command(flatten)]
+        cleanup: NodeCleanupArgs,
+        #[command(flatten)]
+        runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
+    },
     /// Read the cluster's state store.
     State {
         #[command(subcommand)]
@@ -546,4 +551,50 @@ pub enum JanitorOutput {
     Table,
     /// JSON.
     Json,
+}
+
+/// What node cleanup removes, and where the runtimes are.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeCleanupArgs {
+    /// Docker's socket; used when it exists.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "CLUSTERCTL_DOCKER_SOCKET",
+        default_value = "/var/run/docker.sock"
+    )]
+    pub docker_socket: String,
+    /// containerd's socket; used when Docker's does not exist.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "CLUSTERCTL_CONTAINERD_SOCKET",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub containerd_socket: String,
+    /// containerd's root directory (how full its disk is).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "CLUSTERCTL_CONTAINERD_ROOT",
+        default_value = "/var/lib/containerd"
+    )]
+    pub containerd_root: String,
+    /// Exited containers are kept this long after they exit.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    pub container_grace: std::time::Duration,
+    /// Dangling images are kept this long after they were made.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    pub image_grace: std::time::Duration,
+    /// Keep dangling volumes (Docker).
+    #[arg(long)]
+    pub keep_volumes: bool,
+    /// Also remove unused (tagged) images while the disk is fuller than
+    /// --disk-threshold.
+    #[arg(long)]
+    pub unused_images: bool,
+    /// Percent of the runtime's disk above which unused images go (below
+    /// the kubelet's image GC high threshold, 85%).
+    #[arg(long, value_name = "PERCENT", default_value_t = 80.0)]
+    pub disk_threshold: f64,
 }

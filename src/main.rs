@@ -38,6 +38,9 @@ fn main() -> ExitCode {
             cli.verbose,
         );
     }
+    if let Command::NodeCleanup { cleanup, runtime } = cli.command {
+        return commands::node_cleanup::run(&cleanup, *runtime, cli.verbose);
+    }
     if let Command::Janitor { janitor, runtime } = cli.command {
         return commands::janitor::run(&janitor, *runtime, cli.verbose);
     }
@@ -261,7 +264,7 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
         Command::Janitor { .. } => return Ok(None),
         // Dispatched in main before logging is set up.
         Command::Heartbeat { .. } => return Ok(None),
-        Command::NodeCleanup(_) => return not_implemented("node-cleanup"),
+        Command::NodeCleanup { .. } => return Ok(None),
     };
     Ok(Some(report))
 }

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod component;
 pub mod janitor;
 pub mod node_autoscaler;
+pub mod node_cleanup;
 pub mod plan;
 pub mod queue_autoscaler;
 pub mod render;

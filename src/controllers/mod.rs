@@ -6,5 +6,6 @@ pub mod drain;
 pub mod heartbeat;
 pub mod janitor;
 pub mod node_autoscaler;
+pub mod node_cleanup;
 pub mod queue_autoscaler;
 pub mod runtime;

@@ -23,6 +23,7 @@ mod neighbours;
 mod node_autoscaler;
 mod node_autoscaler_moto;
 mod node_autoscaler_run;
+mod node_cleanup;
 mod nodeup;
 mod proxy;
 mod queue_autoscaler;

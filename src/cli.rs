@@ -509,7 +509,7 @@ pub struct JanitorArgs {
     #[arg(long, value_enum, value_name = "RULE")]
     pub disable: Vec<JanitorRule>,
     /// ReplicaSets younger than this are kept.
-    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = clusterctl::controllers::runtime::age, allow_hyphen_values = true)]
     pub replicaset_min_age: std::time::Duration,
     /// A Deployment's newest revisions are kept.
     #[arg(long, value_name = "N", default_value_t = 3)]
@@ -518,13 +518,13 @@ pub struct JanitorArgs {
     #[arg(long)]
     pub orphans: bool,
     /// Finished Jobs are deleted this long after they finished.
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = clusterctl::controllers::runtime::age, allow_hyphen_values = true)]
     pub job_ttl: std::time::Duration,
     /// Jobs of CronJobs too (by default left to their history limits).
     #[arg(long)]
     pub include_cronjob_jobs: bool,
     /// Evicted pods are deleted this long after they failed.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = clusterctl::controllers::runtime::age, allow_hyphen_values = true)]
     pub pod_ttl: std::time::Duration,
     /// Every Failed pod, not only evicted ones.
     #[arg(long)]
@@ -581,10 +581,10 @@ pub struct NodeCleanupArgs {
     )]
     pub containerd_root: String,
     /// Exited containers are kept this long after they exit.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = clusterctl::controllers::runtime::age, allow_hyphen_values = true)]
     pub container_grace: std::time::Duration,
     /// Dangling images are kept this long after they were made.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = clusterctl::controllers::runtime::duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = clusterctl::controllers::runtime::age, allow_hyphen_values = true)]
     pub image_grace: std::time::Duration,
     /// Keep dangling volumes (Docker).
     #[arg(long)]

@@ -2,7 +2,8 @@
 keep-alive connection): revisions 1..R, the newest the Deployment's
 current one, all scaled to zero. Then times single GETs of ReplicaSets, as a
 kubectl loop would make them. Usage: seedreplicasets.py URL D R
-Prints: "<seconds per single call>"."""
+Prints: "<seconds per single GET> <seconds per single DELETE>" (the
+DELETEs on 50 extra ReplicaSets of namespace "scratch")."""
 import http.client
 import json
 import sys
@@ -54,4 +55,17 @@ for k in range(n):
     conn.request("GET", "/apis/apps/v1/namespaces/default/replicasets/app-%03d-h%d" % (k % d, 1 + k % r))
     resp = conn.getresponse()
     resp.read()
-print("%.6f" % ((time.monotonic() - t0) / n))
+get = (time.monotonic() - t0) / n
+post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "scratch"}})
+for k in range(50):
+    post("/apis/apps/v1/namespaces/scratch/replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "x-%d" % k},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"x": "x"}},
+                 "template": {"metadata": {"labels": {"x": "x"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+t0 = time.monotonic()
+for k in range(50):
+    conn.request("DELETE", "/apis/apps/v1/namespaces/scratch/replicasets/x-%d" % k,
+                 json.dumps({"propagationPolicy": "Background"}), {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+print("%.6f %.6f" % (get, (time.monotonic() - t0) / 50))

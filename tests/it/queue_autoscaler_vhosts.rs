@@ -70,6 +70,23 @@ async fn fifty_targets_over_two_vhosts_make_two_requests_a_poll() {
         )
         .with_amqp(&format!("amqp://127.0.0.1:{}", broker.amqp_port)),
     )]);
+    // Wrong credentials: a clear error that holds no secret.
+    let wrong = Server::new(
+        "default",
+        &broker.management,
+        &broker.user,
+        "not-the-password-x9",
+    );
+    let err = Source::new(Duration::from_secs(5))
+        .queues(&wrong, "a")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the credentials were refused"), "{err}");
+    assert!(
+        !err.contains("not-the-password-x9") && !err.contains(broker.password()),
+        "{err}"
+    );
     let handle = start_with(&env, servers, Source::new(Duration::from_secs(5))).await;
     // Every target reads its own queue: those with 2 or 3 messages scale.
     eventually("each Deployment sized to its own queue", || async {

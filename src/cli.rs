@@ -151,14 +151,14 @@ pub enum Command {
         #[command(flatten)]
         runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
     },
-    /// Run the janitor: old ReplicaSets, finished Jobs, evicted pods, TTLs (not implemented yet).
+    /// One janitor pass: superseded ReplicaSets, finished Jobs, evicted pods, expired TTLs.
     Janitor {
         #[command(flatten)]
         janitor: JanitorArgs,
         #[command(flatten)]
         runtime: Box<clusterctl::controllers::runtime::RuntimeArgs>,
     },
-    /// Run the node cleanup: exited containers, dangling images and volumes (not implemented yet).
+    /// Node cleanup: exited containers, dangling images and volumes (Docker or containerd).
     NodeCleanup {
         #[command(flatten)]
         cleanup: NodeCleanupArgs,

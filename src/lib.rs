@@ -14,6 +14,7 @@ pub mod direct;
 pub mod kubeconfig;
 pub mod model;
 pub mod plan;
+pub mod preview;
 pub mod render;
 pub mod resource;
 pub mod spec;

@@ -19,13 +19,6 @@ pub fn run(a: &NodeCleanupArgs, mut runtime: RuntimeArgs, verbose: u8) -> ExitCo
         return ExitCode::from(2);
     }
     runtime.leader_elect = false;
-    // Node cleanup passes every 30 minutes unless told otherwise (the
-    // runtime's own default, 30 s, suits controllers, not disk sweeps).
-    let told = std::env::var_os("CLUSTERCTL_INTERVAL").is_some()
-        || std::env::args().any(|a| a == "--interval" || a.starts_with("--interval="));
-    if !told {
-        runtime.interval = std::time::Duration::from_secs(30 * 60);
-    }
     let rules = Rules {
         container_grace: a.container_grace,
         image_grace: a.image_grace,

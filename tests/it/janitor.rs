@@ -222,70 +222,39 @@ fn rules() -> RuleSet {
     }
 }
 
+/// `Kind/name` of each live (not terminating) object of `K` in the test's
+/// namespace.
+async fn live<K>(env: &KubeEnv) -> Vec<String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    env.api::<K>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|o| o.meta().deletion_timestamp.is_none())
+        .map(|o| {
+            format!(
+                "{}/{}",
+                K::kind(&()),
+                o.meta().name.clone().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
 async fn present(env: &KubeEnv, ttl_ns: &str, kept_ns: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let names = |kind: &str, list: Vec<Option<String>>| {
-        list.into_iter()
-            .map(|n| format!("{kind}/{}", n.unwrap_or_default()))
-            .collect::<Vec<_>>()
-    };
-    let lp = Default::default();
-    out.extend(names(
-        "ReplicaSet",
-        env.api::<ReplicaSet>()
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|o| o.metadata.name)
-            .collect(),
-    ));
-    out.extend(names(
-        "Deployment",
-        env.api::<Deployment>()
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|o| o.metadata.name)
-            .collect(),
-    ));
-    out.extend(names(
-        "Job",
-        env.api::<Job>()
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|o| o.metadata.name)
-            .collect(),
-    ));
-    out.extend(names(
-        "Pod",
-        env.api::<Pod>()
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .map(|o| o.metadata.name)
-            .collect(),
-    ));
-    out.extend(names(
-        "ConfigMap",
-        env.api::<ConfigMap>()
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|o| o.metadata.name)
-            .collect(),
-    ));
+    out.extend(live::<ReplicaSet>(env).await);
+    out.extend(live::<Deployment>(env).await);
+    out.extend(live::<Job>(env).await);
+    out.extend(live::<Pod>(env).await);
+    out.extend(live::<ConfigMap>(env).await);
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
     for ns in [ttl_ns, kept_ns] {
         if let Some(n) = namespaces.get_opt(ns).await.unwrap()

@@ -101,7 +101,7 @@ async fn autoscaler(
     let mut args = RuntimeArgs::for_tests();
     args.lease_namespace = Some(env.ns.clone());
     args.pod_name = Some(name.into());
-    args.interval = Duration::from_millis(500);
+    args.interval = Some(Duration::from_millis(500));
     let component = NodeAutoscaler::new(
         std::sync::Arc::new(AwsNodeGroups::new(clients, "ha.example.com")),
         settings,

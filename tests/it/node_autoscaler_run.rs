@@ -131,7 +131,7 @@ async fn pending_pods_grow_every_zone_and_empty_nodes_go_again() {
     };
     let mut args = RuntimeArgs::for_tests();
     args.lease_namespace = Some(env.ns.clone());
-    args.interval = Duration::from_millis(500);
+    args.interval = Some(Duration::from_millis(500));
     let handle = runtime::start(
         NodeAutoscaler::new(
             groups.clone(),

@@ -55,7 +55,7 @@ pub async fn start(env: &KubeEnv, broker: &Broker, source: Source) -> runtime::H
 pub async fn start_with(env: &KubeEnv, servers: Servers, source: Source) -> runtime::Handle {
     let mut args = RuntimeArgs::for_tests();
     args.lease_namespace = Some(env.ns.clone());
-    args.interval = Duration::from_millis(500);
+    args.interval = Some(Duration::from_millis(500));
     runtime::start(
         QueueAutoscaler::new(servers, source),
         args,

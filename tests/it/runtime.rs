@@ -45,7 +45,7 @@ fn args(env: &KubeEnv) -> RuntimeArgs {
     let mut a = RuntimeArgs::for_tests();
     a.lease_namespace = Some(env.ns.clone());
     a.lease_name = Some("tick-recorder".into());
-    a.interval = Duration::from_millis(100);
+    a.interval = Some(Duration::from_millis(100));
     a
 }
 

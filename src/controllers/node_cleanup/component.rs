@@ -125,6 +125,11 @@ impl Component for NodeCleanup {
         "node-cleanup"
     }
 
+    /// A disk sweep, not a controller: every 30 minutes.
+    fn default_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30 * 60)
+    }
+
     async fn start(&mut self, ctx: &Context) -> Result<(), LoopError> {
         ctx.metrics.register(
             "clusterctl_node_cleanup_removed",

@@ -89,11 +89,14 @@ pub async fn start<C: Component>(
     config: kube::Config,
 ) -> Result<Handle, RuntimeError> {
     let name = component.name();
+    let every = args
+        .interval
+        .unwrap_or_else(|| component.default_interval());
     let clients = client::clients(config, name)?;
     let identity = identity(args.pod_name.as_deref());
     let metrics = Metrics::new(name);
     // A pass running for three intervals (and at least two seconds) is stuck.
-    let health = Health::new((args.interval * 3).max(Duration::from_secs(2)));
+    let health = Health::new((every * 3).max(Duration::from_secs(2)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics_addr = if args.once {
         args.metrics_addr
@@ -193,7 +196,7 @@ async fn drive<C: Component>(
             None => (None, None),
         };
         let mut leadership = ctx.elector.as_ref().map(Elector::subscribe);
-        let mut interval = tokio::time::interval(args.interval);
+        let mut interval = tokio::time::interval(args.interval.unwrap_or_else(|| component.default_interval()));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut n = 0u64;
         let outcome = loop {

@@ -72,9 +72,10 @@ pub struct RuntimeArgs {
     /// Kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, value_name = "FILE", env = "CLUSTERCTL_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// Time between passes (watch events also start one, debounced).
-    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_INTERVAL", default_value = "30s", value_parser = duration, allow_hyphen_values = true)]
-    pub interval: Duration,
+    /// Time between passes (watch events also start one, debounced);
+    /// default: the component's own (30s; node-cleanup 30m).
+    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_INTERVAL", value_parser = duration, allow_hyphen_values = true)]
+    pub interval: Option<Duration>,
     /// One observe → decide → act pass, then exit (what CronJobs run).
     #[arg(long, env = "CLUSTERCTL_ONCE")]
     pub once: bool,
@@ -142,7 +143,7 @@ impl RuntimeArgs {
     pub fn for_tests() -> RuntimeArgs {
         RuntimeArgs {
             kubeconfig: None,
-            interval: Duration::from_millis(200),
+            interval: Some(Duration::from_millis(200)),
             once: false,
             dry_run: false,
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -294,6 +295,11 @@ impl Context {
 pub trait Component: Send + 'static {
     /// Its name (the subcommand): the Lease, user agent and Event reporter.
     fn name(&self) -> &'static str;
+
+    /// The time between passes when `--interval` does not say.
+    fn default_interval(&self) -> Duration {
+        Duration::from_secs(30)
+    }
 
     /// Starts its caches (`ctx.cache`) and registers its metrics.
     async fn start(&mut self, _ctx: &Context) -> Result<(), LoopError> {

@@ -41,6 +41,11 @@ pub struct FakeNode {
     pub labels: BTreeMap<String, String>,
     /// Taints as `key=value:Effect`.
     pub taints: Vec<(String, String, String)>,
+    /// How long it stays NotReady after registering (a real kubelet
+    /// registers before its network and runtime are up).
+    pub not_ready_for: Duration,
+    /// When it registered (set by [`FakeKubelet::add`]).
+    registered_at: Option<(std::time::Instant, chrono::DateTime<chrono::Utc>)>,
 }
 
 impl FakeNode {
@@ -62,6 +67,8 @@ impl FakeNode {
             memory: "4Gi".into(),
             labels: BTreeMap::new(),
             taints: vec![],
+            not_ready_for: Duration::ZERO,
+            registered_at: None,
         }
     }
 
@@ -97,10 +104,17 @@ impl FakeNode {
     fn status(&self) -> serde_json::Value {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let res = json!({ "cpu": self.cpu, "memory": self.memory, "pods": "110" });
+        let ready = match self.registered_at {
+            Some((at, since)) if at.elapsed() < self.not_ready_for => json!({
+                "type": "Ready", "status": "False", "reason": "KubeletNotReady",
+                "message": "container runtime network not ready", "lastHeartbeatTime": now,
+                "lastTransitionTime": since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) }),
+            _ => json!({ "type": "Ready", "status": "True", "reason": "KubeletReady",
+                         "message": "fake kubelet", "lastHeartbeatTime": now, "lastTransitionTime": now }),
+        };
         json!({ "status": {
             "capacity": res, "allocatable": res,
-            "conditions": [{ "type": "Ready", "status": "True", "reason": "KubeletReady",
-                             "message": "fake kubelet", "lastHeartbeatTime": now, "lastTransitionTime": now }],
+            "conditions": [ready],
             "addresses": [{ "type": "InternalIP", "address": "10.0.0.1" }, { "type": "Hostname", "address": self.name }],
             "nodeInfo": { "kubeletVersion": "v1.33.0-fake", "architecture": "amd64", "operatingSystem": "linux",
                           "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "", "osImage": "",
@@ -143,8 +157,9 @@ impl FakeKubelet {
         }
     }
 
-    /// Registers a node (ready at once).
-    pub async fn add(&self, node: FakeNode) {
+    /// Registers a node (Ready once its `not_ready_for` has passed).
+    pub async fn add(&self, mut node: FakeNode) {
+        node.registered_at = Some((std::time::Instant::now(), chrono::Utc::now()));
         register(&self.client, &node).await;
         self.nodes.lock().unwrap().insert(node.name.clone(), node);
     }
@@ -218,6 +233,8 @@ impl FakeKubelet {
             );
             node.instance_id = id;
             node.labels.extend(labels.clone());
+            // As a booting instance's kubelet: registered, NotReady a while.
+            node.not_ready_for = Duration::from_secs(1);
             if let Some(t) = i.instance_type() {
                 node.instance_type = t.as_str().to_string();
                 // What the instance type offers (the kubelet reports it).

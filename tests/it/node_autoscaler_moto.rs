@@ -170,6 +170,12 @@ async fn against_moto_asgs_zones_grow_evenly_and_shrink_around_a_guarded_pod() {
             == 6
     })
     .await;
+    // Nodes registered but not Ready yet were counted as on their way.
+    assert_eq!(
+        desired(&groups).await,
+        [2, 2, 2],
+        "no node more than needed"
+    );
 
     // A pod guarded by a PodDisruptionBudget keeps its node.
     let guarded_node = pods
@@ -240,6 +246,10 @@ async fn against_moto_asgs_zones_grow_evenly_and_shrink_around_a_guarded_pod() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zone_without_capacity_is_noticed_in_the_next_pass_and_another_zone_grows() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("clusterctl=info")
+        .with_test_writer()
+        .try_init();
     let Some(moto) = crate::moto::Moto::start() else {
         return;
     };

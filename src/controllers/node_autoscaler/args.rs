@@ -52,6 +52,10 @@ pub struct SettingsArgs {
     /// An ASG whose scaling failed for lack of capacity is left alone this long.
     #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_BACKOFF", default_value = "5m", value_parser = duration, allow_hyphen_values = true)]
     pub backoff: Duration,
+    /// A node not Ready this long after registering counts as unready
+    /// (before that it is capacity on its way).
+    #[arg(long, value_name = "DURATION", env = "CLUSTERCTL_MAX_NODE_PROVISION_TIME", default_value = "15m", value_parser = duration, allow_hyphen_values = true)]
+    pub max_node_provision_time: Duration,
 }
 
 impl SettingsArgs {
@@ -67,6 +71,7 @@ impl SettingsArgs {
             scale_down_delay_after_add: self.scale_down_delay_after_add,
             scale_down_delay_after_failure: self.scale_down_delay_after_failure,
             backoff: self.backoff,
+            max_node_provision_time: self.max_node_provision_time,
             ..Settings::default()
         }
     }

@@ -285,7 +285,7 @@ impl Component for NodeAutoscaler {
 
     async fn tick(&mut self, ctx: &Context) -> Result<(), LoopError> {
         let snap = self.observe().await?;
-        let view = super::view::View::new(&snap);
+        let view = super::view::View::new(&snap, self.settings.max_node_provision_time);
         for (r, n) in &view.registered {
             let g = &snap.groups[r.group];
             self.nodes_per_zone

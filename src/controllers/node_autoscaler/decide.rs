@@ -119,7 +119,7 @@ pub fn is_capacity_failure(message: &str) -> bool {
 
 /// The decision for `snap`.
 pub fn decide(snap: &Snapshot, settings: &Settings) -> Decision {
-    let view = View::new(snap);
+    let view = View::new(snap, settings.max_node_provision_time);
     let now = snap.now;
     let mut memory = snap.memory.clone();
     let mut reasons = Vec::new();
@@ -180,7 +180,10 @@ pub fn decide(snap: &Snapshot, settings: &Settings) -> Decision {
         set_desired.push(u);
     }
 
-    let unready = snap.nodes.iter().filter(|n| !n.ready).count();
+    // Nodes still starting are capacity on its way, not unready nodes.
+    let unready = (0..snap.nodes.len())
+        .filter(|&i| !snap.nodes[i].ready && !view.starting[i])
+        .count();
     let after_add = ChronoDuration::from_std(settings.scale_down_delay_after_add)
         .unwrap_or(ChronoDuration::MAX);
     let after_failure = ChronoDuration::from_std(settings.scale_down_delay_after_failure)

@@ -77,6 +77,8 @@ pub fn synthetic(size: Size, now: DateTime<Utc>) -> Snapshot {
                     ready: true,
                     unschedulable: false,
                     deleting: false,
+                    created: None,
+                    ready_changed: None,
                 });
             }
             asgs.push(ZoneAsg {

@@ -79,7 +79,40 @@ pub struct NodeInfo {
     /// Being deleted.
     #[serde(default)]
     pub deleting: bool,
+    /// When the Node was created (registered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<DateTime<Utc>>,
+    /// When its Ready condition last changed (None: no Ready condition yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_changed: Option<DateTime<Utc>>,
 }
+
+impl NodeInfo {
+    /// Whether the node is still starting at `now`: registered, not ready,
+    /// never ready since it registered (no Ready condition, or one that has
+    /// not changed since it was first set, within
+    /// [`STATUS_DELAY_AFTER_CREATION`] of the registration), and registered
+    /// less than `provision_time` ago. A kubelet registers its Node before
+    /// the node is Ready (CNI, images); such a node is capacity on its way,
+    /// as an instance that has not registered yet is, not an unready node.
+    pub fn starting(&self, now: DateTime<Utc>, provision_time: chrono::Duration) -> bool {
+        if self.ready {
+            return false;
+        }
+        let Some(created) = self.created else {
+            return false;
+        };
+        let never_ready = match self.ready_changed {
+            None => true,
+            Some(t) => t - created < STATUS_DELAY_AFTER_CREATION,
+        };
+        never_ready && now - created < provision_time
+    }
+}
+
+/// How long after registering a kubelet may take to set the Ready
+/// condition for the first time (cluster-autoscaler uses 2 minutes).
+pub const STATUS_DELAY_AFTER_CREATION: chrono::Duration = chrono::Duration::minutes(2);
 
 fn yes() -> bool {
     true

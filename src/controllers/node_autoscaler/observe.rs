@@ -173,6 +173,11 @@ pub fn pod_info(
     }
 }
 
+/// An API timestamp as the decision's clock type.
+fn chrono_of(t: k8s_openapi::jiff::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
+}
+
 /// A node as the decision sees it.
 pub fn node_info(n: &Node) -> NodeInfo {
     let status = n.status.clone().unwrap_or_default();
@@ -212,6 +217,18 @@ pub fn node_info(n: &Node) -> NodeInfo {
             .any(|c| c.type_ == "Ready" && c.status == "True"),
         unschedulable: spec.unschedulable == Some(true),
         deleting: n.metadata.deletion_timestamp.is_some(),
+        created: n
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(|t| chrono_of(t.0)),
+        ready_changed: status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .and_then(|c| c.last_transition_time.as_ref())
+            .and_then(|t| chrono_of(t.0)),
     }
 }
 
@@ -407,11 +424,12 @@ mod tests {
     #[test]
     fn nodes_pdbs_and_daemonsets() {
         let n: Node = serde_json::from_value(serde_json::json!({
-            "metadata": { "name": "ip-10-0-1-5.ec2.internal", "labels": { "topology.kubernetes.io/zone": "eu-west-1a" } },
+            "metadata": { "name": "ip-10-0-1-5.ec2.internal", "creationTimestamp": "2026-01-02T03:04:05Z",
+                          "labels": { "topology.kubernetes.io/zone": "eu-west-1a" } },
             "spec": { "providerID": "aws:///eu-west-1a/i-0abc", "unschedulable": true,
                       "taints": [{ "key": "dedicated", "value": "gpu", "effect": "NoSchedule" }] },
             "status": { "allocatable": { "cpu": "1930m", "memory": "3Gi", "pods": "110", "ephemeral-storage": "18Gi" },
-                        "conditions": [{ "type": "Ready", "status": "True" }],
+                        "conditions": [{ "type": "Ready", "status": "True", "lastTransitionTime": "2026-01-02T03:04:35Z" }],
                         "addresses": [{ "type": "Hostname", "address": "h" }, { "type": "InternalDNS", "address": "ip-10-0-1-5.ec2.internal" }] },
         })).unwrap();
         let i = node_info(&n);
@@ -425,6 +443,14 @@ mod tests {
             }
         );
         assert!(i.ready && i.unschedulable && !i.deleting);
+        assert_eq!(
+            i.created.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-01-02T03:04:05+00:00")
+        );
+        assert_eq!(
+            i.ready_changed.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-01-02T03:04:35+00:00")
+        );
         assert_eq!(i.private_dns.as_deref(), Some("ip-10-0-1-5.ec2.internal"));
         assert_eq!(i.taints[0].value.as_deref(), Some("gpu"));
 

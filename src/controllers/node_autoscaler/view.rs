@@ -48,6 +48,14 @@ pub struct Settings {
     pub max_unready_fraction: f64,
     /// ... or more than this many.
     pub max_unready: usize,
+    /// A registered node that has not become Ready this long after
+    /// registering is unready, no longer capacity on its way.
+    #[serde(default = "provision_time")]
+    pub max_node_provision_time: Duration,
+}
+
+fn provision_time() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 impl Default for Settings {
@@ -64,6 +72,7 @@ impl Default for Settings {
             backoff: Duration::from_secs(300),
             max_unready_fraction: 0.45,
             max_unready: 3,
+            max_node_provision_time: provision_time(),
         }
     }
 }
@@ -87,8 +96,11 @@ pub struct View<'a> {
     pub node_index: HashMap<&'a str, usize>,
     /// Node index → the pods on it (indexes into `snap.pods`).
     pub pods_on: Vec<Vec<usize>>,
-    /// Per ASG: registered nodes.
+    /// Per ASG: registered nodes, less those still starting (which, as
+    /// instances not registered yet, count as upcoming).
     pub registered: BTreeMap<AsgRef, i64>,
+    /// Per node index: registered but still starting.
+    pub starting: Vec<bool>,
 }
 
 /// The instance id of `aws:///<zone>/<instance-id>`.
@@ -100,8 +112,16 @@ pub fn instance_of(provider_id: &str) -> Option<&str> {
 }
 
 impl<'a> View<'a> {
-    /// Indexes `snap`.
-    pub fn new(snap: &'a Snapshot) -> View<'a> {
+    /// Indexes `snap`; a node not Ready within `provision_time` of
+    /// registering is no longer starting.
+    pub fn new(snap: &'a Snapshot, provision_time: Duration) -> View<'a> {
+        let provision_time =
+            chrono::Duration::from_std(provision_time).unwrap_or(chrono::Duration::MAX);
+        let starting: Vec<bool> = snap
+            .nodes
+            .iter()
+            .map(|n| n.starting(snap.now, provision_time))
+            .collect();
         let mut by_instance: HashMap<&str, AsgRef> = HashMap::new();
         let mut by_dns: HashMap<&str, AsgRef> = HashMap::new();
         for (g, group) in snap.groups.iter().enumerate() {
@@ -132,7 +152,9 @@ impl<'a> View<'a> {
             });
             if let Some(r) = found {
                 node_asg.insert(n.name.as_str(), *r);
-                *registered.entry(*r).or_default() += 1;
+                if !starting[i] {
+                    *registered.entry(*r).or_default() += 1;
+                }
             }
         }
         let mut pods_on = vec![Vec::new(); snap.nodes.len()];
@@ -150,6 +172,7 @@ impl<'a> View<'a> {
             node_index,
             pods_on,
             registered,
+            starting,
         }
     }
 

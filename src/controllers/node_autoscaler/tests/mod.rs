@@ -102,6 +102,8 @@ impl C {
                     ready: true,
                     unschedulable: false,
                     deleting: false,
+                    created: None,
+                    ready_changed: None,
                 });
             }
             asgs.push(ZoneAsg {

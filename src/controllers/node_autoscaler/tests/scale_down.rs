@@ -352,6 +352,32 @@ fn scale_down_cases() {
             }),
         ),
         (
+            "nodes still starting are not unready: scale-down goes on",
+            C::new()
+                .group_sized("nodes", &[("a", 10)], node_res(2000, 4096), 0, 10)
+                .unneeded_for(30)
+                .with(|s| {
+                    for n in s.nodes.iter_mut().take(4) {
+                        n.ready = false;
+                        n.created = Some(now() - Duration::minutes(1));
+                    }
+                }),
+            Box::new(|_| {}),
+            Box::new(|d| {
+                let gone = removed(d);
+                if !gone.is_empty()
+                    && !gone.iter().any(|n| {
+                        ["nodes-a-0", "nodes-a-1", "nodes-a-2", "nodes-a-3"].contains(&n.as_str())
+                    })
+                    && !d.reasons.iter().any(|r| r.contains("unready"))
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{gone:?} {:?}", d.reasons))
+                }
+            }),
+        ),
+        (
             "more than 45% unready halts scale-down",
             C::new()
                 .group_sized("nodes", &[("a", 4)], node_res(2000, 4096), 0, 10)

@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// Node `name` registered `minutes` ago and not Ready; its Ready condition
+/// (False) last changed `changed` minutes after it registered, or is absent.
+fn starting(s: &mut Snapshot, name: &str, minutes: i64, changed: Option<i64>) {
+    let n = s.nodes.iter_mut().find(|n| n.name == name).unwrap();
+    n.ready = false;
+    n.created = Some(now() - Duration::minutes(minutes));
+    n.ready_changed = changed.map(|c| now() - Duration::minutes(minutes - c));
+}
+
 #[test]
 fn scale_up_cases() {
     let cases: Vec<Case> = vec![
@@ -542,6 +551,86 @@ fn scale_up_cases() {
             Box::new(|d| {
                 // The tolerant pod also fits plain; least waste puts both there.
                 if sets(d) == m(&[("plain-a", 1)]) {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", sets(d)))
+                }
+            }),
+        ),
+        (
+            "a node that registered but is not Ready yet is capacity on its way",
+            C::new()
+                .group("nodes", &[("a", 2)])
+                .full()
+                .with(|s| starting(s, "nodes-a-1", 1, None))
+                .pending(1, r(500, 512)),
+            Box::new(|_| {}),
+            Box::new(|d| {
+                if d.set_desired.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", sets(d)))
+                }
+            }),
+        ),
+        (
+            "a node whose Ready condition was set at registration is still starting",
+            C::new()
+                .group("nodes", &[("a", 2)])
+                .full()
+                .with(|s| starting(s, "nodes-a-1", 3, Some(1)))
+                .pending(1, r(500, 512)),
+            Box::new(|_| {}),
+            Box::new(|d| {
+                if d.set_desired.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", sets(d)))
+                }
+            }),
+        ),
+        (
+            "a node not Ready 20 minutes after registering is no longer on its way",
+            C::new()
+                .group("nodes", &[("a", 2)])
+                .full()
+                .with(|s| starting(s, "nodes-a-1", 20, None))
+                .pending(1, r(500, 512)),
+            Box::new(|_| {}),
+            Box::new(|d| {
+                if sets(d) == m(&[("nodes-a", 3)]) {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", sets(d)))
+                }
+            }),
+        ),
+        (
+            "a node that was Ready and went NotReady is not starting",
+            C::new()
+                .group("nodes", &[("a", 2)])
+                .full()
+                .with(|s| starting(s, "nodes-a-1", 10, Some(5)))
+                .pending(1, r(500, 512)),
+            Box::new(|_| {}),
+            Box::new(|d| {
+                if sets(d) == m(&[("nodes-a", 3)]) {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", sets(d)))
+                }
+            }),
+        ),
+        (
+            "with a shorter --max-node-provision-time, a 3-minute-old node is late",
+            C::new()
+                .group("nodes", &[("a", 2)])
+                .full()
+                .with(|s| starting(s, "nodes-a-1", 3, None))
+                .pending(1, r(500, 512)),
+            Box::new(|s| s.max_node_provision_time = std::time::Duration::from_secs(120)),
+            Box::new(|d| {
+                if sets(d) == m(&[("nodes-a", 3)]) {
                     Ok(())
                 } else {
                     Err(format!("{:?}", sets(d)))

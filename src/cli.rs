@@ -1,5 +1,7 @@
 //! Command-line types (clap) only; `main.rs` dispatches them.
 
+pub mod preview;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -11,8 +13,7 @@ Exit codes:
   1  error: invalid spec, stale output under --check, a failed or refused
      operation (apply or destroy without --yes, a stale saved plan)
   2  usage error (unknown flag or argument, a flag value that does not
-     parse); for `plan --detailed-exitcode`: changes present
-  3  the command is not implemented yet";
+     parse); for `plan --detailed-exitcode`: changes present";
 
 /// Provision Kubernetes clusters on AWS from a kops-style spec, and run the
 /// in-cluster components that keep them lean.
@@ -121,8 +122,12 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Deploy a git branch as a preview environment (not implemented yet).
-    Preview(Stub),
+    /// Branch previews: one namespace, Ingress, DNS name and URL per git
+    /// branch, deleted by gc when their TTL runs out.
+    Preview {
+        #[command(subcommand)]
+        command: preview::PreviewCommand,
+    },
     /// The multi-AZ node autoscaler (a controller on the runtime); `simulate`
     /// shows what it would decide on a recorded snapshot.
     #[command(args_conflicts_with_subcommands = true)]
@@ -365,14 +370,6 @@ pub enum SecretsCommand {
         #[command(flatten)]
         run: RunArgs,
     },
-}
-
-/// Arguments of a command that is not implemented yet; accepted and ignored.
-#[derive(Debug, Args)]
-pub struct Stub {
-    /// Ignored until the command is implemented.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ fn main() -> ExitCode {
     if let Command::NodeCleanup { cleanup, runtime } = cli.command {
         return commands::node_cleanup::run(&cleanup, *runtime, cli.verbose);
     }
+    if let Command::Preview { command } = cli.command {
+        return commands::preview::run(command, cli.verbose);
+    }
     if let Command::Janitor { janitor, runtime } = cli.command {
         return commands::janitor::run(&janitor, *runtime, cli.verbose);
     }
@@ -136,15 +139,6 @@ fn report_error(e: &AppError, format: Format) {
         last = msg;
         src = s.source();
     }
-}
-
-fn not_implemented(name: &str) -> Result<Option<Report>, AppError> {
-    eprintln!("clusterctl: `{name}` is not implemented yet");
-    Ok(Some(Report {
-        human: String::new(),
-        json: serde_json::json!({ "implemented": false, "command": name }),
-        code: ExitCode::from(3),
-    }))
 }
 
 fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
@@ -251,7 +245,7 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
             );
             return Ok(None);
         }
-        Command::Preview(_) => return not_implemented("preview"),
+        Command::Preview { .. } => return Ok(None),
         Command::NodeAutoscaler {
             command:
                 Some(NodeAutoscalerCommand::Simulate {

@@ -8,6 +8,7 @@
 
 pub mod aws;
 mod clients;
+pub mod dns;
 pub mod fake;
 
 use std::collections::{HashMap, HashSet};

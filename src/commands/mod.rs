@@ -10,6 +10,7 @@ pub mod janitor;
 pub mod node_autoscaler;
 pub mod node_cleanup;
 pub mod plan;
+pub mod preview;
 pub mod queue_autoscaler;
 pub mod render;
 pub mod secrets;

@@ -132,6 +132,11 @@ pub fn names(repo: &str, branch: &str, service: &str) -> Result<Names, String> {
     })
 }
 
+/// The namespace of the preview of `branch` of `repo`.
+pub fn namespace(repo: &str, branch: &str) -> Result<String, String> {
+    names(repo, branch, "x").map(|n| n.namespace)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

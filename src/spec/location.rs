@@ -194,3 +194,88 @@ mod tests {
         assert_eq!(parent_path(""), None);
     }
 }
+
+/// A YAML file that could not be read into its type, at its line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {path}{message}")]
+pub struct FileError {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The field followed by `: ` (`jobs.ttl: `), or empty.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FileError {
+    /// An error at `path` of `doc` (the field's line, or its nearest
+    /// ancestor's).
+    pub fn at(file: &str, doc: &DocIndex, path: &str, message: impl Into<String>) -> FileError {
+        let pos = doc.lookup(path);
+        FileError {
+            file: file.to_string(),
+            line: pos.line,
+            column: pos.column,
+            path: if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}: ")
+            },
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads the first YAML document of `text` (named `file` in errors) into
+/// `T`, strictly as `T`'s serde attributes say (`deny_unknown_fields`): a
+/// syntax error, an unknown key or a bad value is reported at its line and
+/// field. An empty file reads as an empty mapping. Also returns the
+/// document's index, for checks made after deserialising.
+pub fn from_yaml_strict<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<(T, DocIndex), FileError> {
+    let syntax = |pos: Pos, message: String| FileError {
+        file: file.to_string(),
+        line: pos.line,
+        column: pos.column,
+        path: String::new(),
+        message,
+    };
+    let docs = index_documents(text).map_err(|e| syntax(e.pos, e.message))?;
+    let doc = docs.first().cloned().unwrap_or_default();
+    let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| {
+        let pos = e.location().map_or(Pos { line: 1, column: 1 }, |l| Pos {
+            line: l.line(),
+            column: l.column(),
+        });
+        syntax(pos, e.to_string())
+    })?;
+    let value = if value.is_null() {
+        serde_norway::Value::Mapping(Default::default())
+    } else {
+        value
+    };
+    let parsed = serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut path = e.path().to_string();
+        if path == "." {
+            path.clear();
+        }
+        let message = e.inner().to_string();
+        // An unknown key is reported where the key is.
+        if let Some(field) = message
+            .split("unknown field `")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            && !path.ends_with(field)
+        {
+            path = join_key(&path, field);
+        }
+        FileError::at(file, &doc, &path, message)
+    })?;
+    Ok((parsed, doc))
+}

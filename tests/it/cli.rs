@@ -67,16 +67,43 @@ fn completions_and_help() {
     let help = clusterctl(&["--help"]);
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(
-        text.contains("Exit codes:") && text.contains("not implemented yet"),
+        text.contains("Exit codes:") && text.contains("usage error"),
         "{text}"
     );
 }
 
 #[test]
-fn stubs_say_not_implemented() {
-    let out = clusterctl(&["preview"]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`preview` is not implemented yet"));
+fn preview_commands_have_help_with_examples_and_check_their_flags() {
+    for sub in ["up", "list", "extend", "down", "gc"] {
+        let out = clusterctl(&["preview", sub, "--help"]);
+        assert!(out.status.success(), "{sub}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("clusterctl preview "),
+            "{sub}"
+        );
+    }
+    // up needs an image or a tag, not both.
+    let out = clusterctl(&["preview", "up", "--image", "a", "--tag", "b"]);
+    assert_eq!(out.status.code(), Some(2));
+    // A missing config is an error that names the file.
+    let out = clusterctl(&[
+        "preview",
+        "up",
+        "--dir",
+        "/nonexistent",
+        "--image",
+        "web:1",
+        "--repo",
+        "r",
+        "--branch",
+        "b",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read preview config /nonexistent/.clusterctl/preview.yaml"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -17,8 +17,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::spec::location::{index_documents, join_key};
-
 /// ReplicaSets of Deployments, scaled to zero and superseded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaSetRule {
@@ -229,71 +227,13 @@ fn set<T>(field: &mut T, value: Option<T>) {
 }
 
 /// A rules file that could not be read, at its line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {path}{message}")]
-pub struct RulesError {
-    /// The file.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// The field (`jobs.ttl: `), or empty.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
+pub type RulesError = crate::spec::location::FileError;
 
 /// Applies the rules file `text` (named `file` in errors) over `base` (the
 /// flags): its top level changes every namespace, and `namespaces.<ns>`
 /// changes one, on top of that.
 pub fn parse_file(text: &str, file: &str, base: Rules) -> Result<RuleSet, RulesError> {
-    let err = |line: usize, column: usize, path: String, message: String| RulesError {
-        file: file.to_string(),
-        line,
-        column,
-        path: if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}: ")
-        },
-        message,
-    };
-    let docs = index_documents(text)
-        .map_err(|e| err(e.pos.line, e.pos.column, String::new(), e.message))?;
-    let doc = docs.first().cloned().unwrap_or_default();
-    let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| {
-        let loc = e.location();
-        err(
-            loc.as_ref().map_or(1, |l| l.line()),
-            loc.as_ref().map_or(1, |l| l.column()),
-            String::new(),
-            e.to_string(),
-        )
-    })?;
-    let value = if value.is_null() {
-        serde_norway::Value::Mapping(Default::default())
-    } else {
-        value
-    };
-    let patch: FilePatch = serde_path_to_error::deserialize(value).map_err(|e| {
-        let mut path = e.path().to_string();
-        if path == "." {
-            path.clear();
-        }
-        let message = e.inner().to_string();
-        // An unknown key is reported where the key is.
-        if let Some(field) = message
-            .split("unknown field `")
-            .nth(1)
-            .and_then(|r| r.split('`').next())
-            && !path.ends_with(field)
-        {
-            path = join_key(&path, field);
-        }
-        let pos = doc.lookup(&path);
-        err(pos.line, pos.column, path, message)
-    })?;
+    let (patch, _): (FilePatch, _) = crate::spec::location::from_yaml_strict(text, file)?;
     let mut default = base;
     default.apply(&RulesPatch {
         replicasets: patch.replicasets,

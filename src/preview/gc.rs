@@ -8,8 +8,8 @@
 //!   of an earlier run);
 //! - **act**: namespaces deleted (uid precondition, bounded concurrency);
 //!   then each zone listed once and the marked records deleted in batches
-//!   (a batch that fails is retried preview by preview, so only the failing
-//!   preview fails); then the ledgers of the finished ones. A failed preview
+//!   (a batch that fails is split in halves until the failing previews are
+//!   alone, so only they fail); then the ledgers of the finished ones. A failed preview
 //!   keeps its ledger and is finished by the next run.
 //!
 //! A namespace without our label is never listed, and is checked again
@@ -349,24 +349,25 @@ pub async fn run(
         if !chunk.is_empty() {
             chunks.push(chunk);
         }
-        for chunk in chunks {
+        // A batch that fails is split in halves until the failing previews
+        // are alone: one bad preview costs about 2·log2(batch) calls, and
+        // never holds back the others.
+        let mut stack = chunks;
+        while let Some(chunk) = stack.pop() {
             let all: Vec<Change> = chunk.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-            if s.dns.change(id, &all).await.is_ok() {
-                report.records_deleted += all.len();
-                dns_ok.extend(chunk.iter().map(|(n, _)| n.clone()));
-                continue;
-            }
-            // One bad preview fails the batch: retry each on its own.
-            for (ns, c) in chunk {
-                match s.dns.change(id, c).await {
-                    Ok(()) => {
-                        report.records_deleted += c.len();
-                        dns_ok.insert(ns.clone());
-                    }
-                    Err(e) => {
-                        dns_failed.insert(ns.clone());
-                        failed.insert(ns.clone(), e.to_string());
-                    }
+            match s.dns.change(id, &all).await {
+                Ok(()) => {
+                    report.records_deleted += all.len();
+                    dns_ok.extend(chunk.iter().map(|(n, _)| n.clone()));
+                }
+                Err(e) if chunk.len() == 1 => {
+                    dns_failed.insert(chunk[0].0.clone());
+                    failed.insert(chunk[0].0.clone(), e.to_string());
+                }
+                Err(_) => {
+                    let (a, b) = chunk.split_at(chunk.len() / 2);
+                    stack.push(b.to_vec());
+                    stack.push(a.to_vec());
                 }
             }
         }

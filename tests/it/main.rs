@@ -25,6 +25,8 @@ mod node_autoscaler_moto;
 mod node_autoscaler_run;
 mod node_cleanup;
 mod nodeup;
+mod preview;
+mod preview_gc;
 mod proxy;
 mod queue_autoscaler;
 mod queue_autoscaler_consumers;

@@ -43,6 +43,7 @@ pub struct Proxy {
     forwarded: Arc<AtomicU64>,
     upstream_errors: Arc<AtomicU64>,
     s3_requests: Arc<std::sync::Mutex<Vec<S3Request>>>,
+    fail_dns: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// An S3 request as the proxy saw it.
@@ -63,7 +64,9 @@ impl Proxy {
         let forwarded = Arc::new(AtomicU64::new(0));
         let upstream_errors = Arc::new(AtomicU64::new(0));
         let s3_requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let fail_dns: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
         let shared = Arc::new(Shared {
+            fail_dns: fail_dns.clone(),
             failed_at: std::sync::Mutex::new(None),
             s3_requests: s3_requests.clone(),
             upstream: upstream.to_string(),
@@ -105,7 +108,14 @@ impl Proxy {
             forwarded,
             upstream_errors,
             s3_requests,
+            fail_dns,
         }
+    }
+
+    /// Route53 change batches that name `name` fail (InvalidChangeBatch)
+    /// until this is called again with None.
+    pub fn fail_dns_changes_naming(&self, name: Option<&str>) {
+        *self.fail_dns.lock().unwrap() = name.map(str::to_string);
     }
 
     /// The S3 requests so far.
@@ -140,6 +150,7 @@ struct Shared {
     one_at_a_time: tokio::sync::Mutex<()>,
     s3_requests: Arc<std::sync::Mutex<Vec<S3Request>>>,
     failed_at: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    fail_dns: Arc<std::sync::Mutex<Option<String>>>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -178,6 +189,20 @@ impl Shared {
                     )))
                     .unwrap();
             }
+        }
+        let dns_fault = self.fail_dns.lock().unwrap().clone();
+        if let Some(name) = dns_fault
+            && parts.uri.path().ends_with("/rrset")
+            && String::from_utf8_lossy(&body).contains(&format!("<Name>{name}"))
+        {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            return Response::builder()
+                .status(400)
+                .header("content-type", "text/xml")
+                .body(Full::new(Bytes::from(format!(
+                    "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>injected fault for {name}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+                ))))
+                .unwrap();
         }
         if let Some(asg) = self.options.no_capacity_for
             && let Some(r) = self.no_capacity(asg, &body)

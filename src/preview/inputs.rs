@@ -214,4 +214,45 @@ mod tests {
             assert_eq!(repo_of_remote(url).as_deref(), Some(want));
         }
     }
+
+    #[test]
+    fn repo_and_branch_come_from_the_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q", "-b", "feature/login"]);
+        assert!(
+            current_repo(dir.path())
+                .unwrap_err()
+                .contains("give --repo")
+        );
+        git(&["remote", "add", "origin", "git@github.com:onfido/shop.git"]);
+        git(&[
+            "-c",
+            "user.email=a@b",
+            "-c",
+            "user.name=a",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ]);
+        assert_eq!(current_repo(dir.path()).unwrap(), "shop");
+        assert_eq!(current_branch(dir.path()).unwrap(), "feature/login");
+        git(&["checkout", "-q", "--detach"]);
+        assert!(
+            current_branch(dir.path())
+                .unwrap_err()
+                .contains("detached HEAD")
+        );
+    }
 }

@@ -199,11 +199,16 @@ async fn copy_objects(
             .ok_or_else(|| {
                 PreviewError::Input(format!("Secret {source}/{name} (to copy) does not exist"))
             })?;
-        let copy = json!({
+        let mut copy = json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": { "name": name, "namespace": ns, "labels": label },
-            "type": from.type_, "data": from.data,
         });
+        if let Some(t) = from.type_ {
+            copy["type"] = json!(t);
+        }
+        if let Some(d) = from.data {
+            copy["data"] = json!(d);
+        }
         Api::<Secret>::namespaced(s.client.clone(), ns)
             .patch(name, &apply_params(), &Patch::Apply(copy))
             .await
@@ -222,11 +227,16 @@ async fn copy_objects(
                     "ConfigMap {source}/{name} (to copy) does not exist"
                 ))
             })?;
-        let copy = json!({
+        let mut copy = json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": { "name": name, "namespace": ns, "labels": label },
-            "data": from.data, "binaryData": from.binary_data,
         });
+        if let Some(d) = from.data {
+            copy["data"] = json!(d);
+        }
+        if let Some(b) = from.binary_data {
+            copy["binaryData"] = json!(b);
+        }
         Api::<ConfigMap>::namespaced(s.client.clone(), ns)
             .patch(name, &apply_params(), &Patch::Apply(copy))
             .await

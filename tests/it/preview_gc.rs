@@ -165,16 +165,37 @@ async fn gc_of_a_thousand_previews_finishes_every_expired_one_and_touches_nothin
             report.records_deleted
         );
     }
-    assert_eq!(report.plan.delete.len(), EXPIRED, "{:?}", report.plan);
-    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
-    assert_eq!(report.failed[0].namespace, faulty.namespace);
+    // On a real cluster other previews may exist: count this run's only.
+    let ours: BTreeSet<String> = all
+        .iter()
+        .filter(|(_, e)| *e)
+        .map(|(l, _)| l.namespace.clone())
+        .collect();
+    let planned: BTreeSet<String> = report
+        .plan
+        .delete
+        .iter()
+        .filter(|n| ours.contains(*n))
+        .cloned()
+        .collect();
+    assert_eq!(planned, ours);
+    let failed: Vec<_> = report
+        .failed
+        .iter()
+        .filter(|f| ours.contains(&f.namespace))
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", report.failed);
+    assert_eq!(failed[0].namespace, faulty.namespace);
     assert!(
-        report.failed[0].error.contains("injected fault"),
+        failed[0].error.contains("injected fault"),
         "{}",
-        report.failed[0].error
+        failed[0].error
     );
-    assert_eq!(report.finished.len(), EXPIRED - 1);
-    assert_eq!(report.records_deleted, 2 * (EXPIRED - 1));
+    assert_eq!(
+        report.finished.iter().filter(|n| ours.contains(*n)).count(),
+        EXPIRED - 1
+    );
+    assert!(report.records_deleted >= 2 * (EXPIRED - 1));
     assert!(
         nss.get_opt(&unlabeled).await.unwrap().is_some(),
         "the unlabeled namespace stays"
@@ -194,13 +215,17 @@ async fn gc_of_a_thousand_previews_finishes_every_expired_one_and_touches_nothin
     )
     .await
     .unwrap();
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(
+        !report.failed.iter().any(|f| ours.contains(&f.namespace)),
+        "{:?}",
+        report.failed
+    );
     assert!(
         report.finished.contains(&faulty.namespace),
         "{:?}",
         report.finished
     );
-    assert_eq!(report.plan.kept, LIVE);
+    assert!(report.plan.kept >= LIVE);
 
     // Nothing of an expired preview is left; nothing else was touched.
     let after = r53.records(&zone).await.unwrap();

@@ -182,8 +182,9 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
-    /// The cluster's addons (the bootstrap channel): `apply` installs them,
-    /// as `clusterctl apply` does once the API answers.
+    /// The cluster's addons (the bootstrap channel): `plan` shows what
+    /// `apply` would change, `apply` installs them, as `clusterctl apply`
+    /// does once the API answers.
     Addons {
         #[command(subcommand)]
         command: AddonsCommand,
@@ -315,6 +316,19 @@ pub enum AddonsCommand {
         /// How long to wait for the API to answer.
         #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = parse_lock_timeout)]
         api_timeout: LockTimeout,
+    },
+    /// Show what `addons apply` would do: each addon installed, upgraded,
+    /// re-applied, left alone or refused (a downgrade), and the objects it
+    /// would prune. Writes nothing.
+    Plan {
+        #[command(flatten)]
+        spec: SpecArg,
+        #[command(flatten)]
+        output: OutputArg,
+        /// Reach the API with this kubeconfig instead of minting an admin
+        /// certificate for `https://api.<cluster>`.
+        #[arg(long, value_name = "FILE", env = "CLUSTERCTL_API_KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
     },
 }
 

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             command: StateCommand::Show { output, .. },
         }
         | Command::Addons {
-            command: AddonsCommand::Apply { output, .. },
+            command: AddonsCommand::Apply { output, .. } | AddonsCommand::Plan { output, .. },
         }
         | Command::BootstrapToken {
             command: TokenCommand::Rotate { output, .. },
@@ -211,6 +211,11 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
                     ..
                 },
         } => commands::addons::apply(&spec.file, kubeconfig.as_deref(), api_timeout.0)?,
+        Command::Addons {
+            command: AddonsCommand::Plan {
+                spec, kubeconfig, ..
+            },
+        } => commands::addons::plan(&spec.file, kubeconfig.as_deref())?,
         Command::BootstrapToken {
             command:
                 TokenCommand::Rotate {

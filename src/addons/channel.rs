@@ -140,7 +140,7 @@ pub fn render(spec: &Spec) -> Result<BTreeMap<String, String>, AddonError> {
 
     let mut out = BTreeMap::new();
     let mut entries = Vec::new();
-    for e in &cat.entries {
+    for e in cat.for_version(&c.spec.kubernetes_version) {
         let include = match (&e.component, &e.cni) {
             _ if e.required => true,
             (Some(key), _) => component_enabled(&comps, key),

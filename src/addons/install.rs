@@ -2,7 +2,8 @@
 //! channels tool does: each addon's version and manifest hash are recorded
 //! in an annotation on the `kube-system` namespace, and an addon is applied
 //! only when it is new, its version is higher, or its manifest changed. A
-//! lower version is never applied over a higher one.
+//! lower version is never applied over a higher one: the whole run is
+//! refused before anything is written.
 //!
 //! Objects are applied with server-side apply (field manager `clusterctl`,
 //! forcing conflicts: the manifest is the source of truth for the fields it
@@ -10,10 +11,11 @@
 //! The annotation is written only after every object of the addon was
 //! applied, so an interrupted run applies the addon again next time.
 //!
-//! Pruning the objects an addon dropped is the addons issue's to build; the
-//! `k8s-addon` label every object carries is what it will select on.
+//! An applied addon's objects that it no longer ships are pruned (see
+//! [`super::prune`]). [`plan`] computes all of it without writing, and
+//! [`apply_channel`] carries out exactly that plan.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::channel::{Channel, ChannelAddon};
+use super::prune::{self, ObjRef, Stale, kind_key};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "clusterctl";
@@ -41,6 +44,10 @@ pub struct Installed {
     pub id: String,
     /// SHA-256 of the rendered manifest.
     pub manifest_hash: String,
+    /// The kinds it applied (`apps/v1/Deployment`), so that a later version
+    /// that drops a whole kind still has its old objects pruned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
 }
 
 impl Installed {
@@ -49,6 +56,7 @@ impl Installed {
             version: a.version.clone(),
             id: a.id.clone(),
             manifest_hash: a.manifest_hash.clone(),
+            kinds: Vec::new(),
         }
     }
 }
@@ -68,8 +76,8 @@ pub enum Decision {
     Reapply,
     /// Installed as wanted.
     UpToDate,
-    /// The cluster runs a higher version; left alone.
-    NoDowngrade {
+    /// The cluster runs a higher version: refused, the run writes nothing.
+    Downgrade {
         /// The version installed.
         installed: String,
     },
@@ -101,7 +109,7 @@ pub fn decide(installed: Option<&Installed>, wanted: &Installed) -> Decision {
             };
         }
         (Some(h), Some(w)) if w < h => {
-            return Decision::NoDowngrade {
+            return Decision::Downgrade {
                 installed: have.version.clone(),
             };
         }
@@ -131,8 +139,15 @@ pub struct Outcome {
     pub version: String,
     /// What was decided.
     pub decision: Decision,
-    /// Objects applied.
+    /// Objects applied (or, in a plan, to apply).
     pub objects: usize,
+    /// Objects pruned (or, in a plan, to prune).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<ObjRef>,
+    /// Objects labelled as the addon's that it no longer ships but that
+    /// clusterctl did not apply: kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<ObjRef>,
 }
 
 /// Errors installing a channel.
@@ -160,6 +175,9 @@ pub enum InstallError {
         #[source]
         source: kube::Error,
     },
+    /// The channel would downgrade addons the cluster runs.
+    #[error("{}", downgrade_message(.0))]
+    Downgrade(Vec<(String, String, String)>),
     /// The API did not answer in time.
     #[error("the Kubernetes API at {server} did not answer within {waited:?}")]
     Timeout {
@@ -171,6 +189,21 @@ pub enum InstallError {
         #[source]
         last: Option<kube::Error>,
     },
+}
+
+fn downgrade_message(refused: &[(String, String, String)]) -> String {
+    let each: Vec<String> = refused
+        .iter()
+        .map(|(name, have, want)| {
+            format!(
+                "addon {name}: the cluster runs {have} and this channel has {want} (to go back on purpose, remove the annotation {ANNOTATION_PREFIX}{name} from namespace {RECORD_NAMESPACE} first)"
+            )
+        })
+        .collect();
+    format!(
+        "refusing to downgrade {}; nothing was applied. Use a clusterctl whose channel has these versions or later.",
+        each.join("; ")
+    )
 }
 
 /// Reads the rendered channel (path → text, as `channel::render` returns).
@@ -226,13 +259,47 @@ fn gvk(o: &DynamicObject) -> GroupVersionKind {
 }
 
 /// Applies objects to a cluster, resolving each kind once.
-struct Applier {
-    client: kube::Client,
+pub(super) struct Applier {
+    pub(super) client: kube::Client,
     kinds: HashMap<GroupVersionKind, (ApiResource, bool)>,
 }
 
 impl Applier {
-    async fn resource(
+    fn new(client: &kube::Client) -> Applier {
+        Applier {
+            client: client.clone(),
+            kinds: HashMap::new(),
+        }
+    }
+
+    /// Where `obj` lives once applied. A kind the cluster does not serve
+    /// yet (a custom resource whose definition the same addon applies)
+    /// keeps the namespace the manifest gives.
+    async fn locate(&mut self, obj: &DynamicObject) -> ObjRef {
+        let gvk = gvk(obj);
+        let namespace = match self.resource(&gvk).await {
+            Ok((_, true)) => Some(
+                obj.metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            ),
+            Ok((_, false)) => None,
+            Err(_) => obj.metadata.namespace.clone(),
+        };
+        ObjRef {
+            api_version: obj
+                .types
+                .as_ref()
+                .map(|t| t.api_version.clone())
+                .unwrap_or_default(),
+            kind: gvk.kind,
+            namespace,
+            name: obj.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+
+    pub(super) async fn resource(
         &mut self,
         gvk: &GroupVersionKind,
     ) -> Result<(ApiResource, bool), InstallError> {
@@ -367,41 +434,155 @@ pub fn decide_all(
         .collect()
 }
 
-/// Applies the rendered channel to the cluster; returns one outcome per
+/// One addon's part of a plan.
+pub struct AddonPlan {
+    /// The channel entry.
+    pub addon: ChannelAddon,
+    /// What to do with it.
+    pub decision: Decision,
+    objects: Vec<DynamicObject>,
+    kinds: Vec<String>,
+    /// Its objects to prune, and look-alikes kept.
+    pub stale: Stale,
+}
+
+impl AddonPlan {
+    fn outcome(&self, pruned: Vec<ObjRef>) -> Outcome {
+        Outcome {
+            name: short_name(&self.addon.name).to_string(),
+            version: self.addon.version.clone(),
+            decision: self.decision.clone(),
+            objects: self.objects.len(),
+            pruned,
+            kept: self.stale.foreign.clone(),
+        }
+    }
+}
+
+/// What applying a channel would do, computed with reads only.
+pub struct Plan {
+    /// One entry per addon, in channel order.
+    pub addons: Vec<AddonPlan>,
+    applier: Applier,
+}
+
+impl Plan {
+    /// The plan as outcomes (objects and prunes to come).
+    pub fn outcomes(&self) -> Vec<Outcome> {
+        self.addons
+            .iter()
+            .map(|p| p.outcome(p.stale.prune.iter().map(|x| x.obj.clone()).collect()))
+            .collect()
+    }
+
+    /// The refusal, when the plan would downgrade an addon.
+    pub fn refusal(&self) -> Option<InstallError> {
+        let refused: Vec<_> = self
+            .addons
+            .iter()
+            .filter_map(|p| match &p.decision {
+                Decision::Downgrade { installed } => Some((
+                    short_name(&p.addon.name).to_string(),
+                    installed.clone(),
+                    p.addon.version.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        (!refused.is_empty()).then_some(InstallError::Downgrade(refused))
+    }
+}
+
+fn selector_string(selector: &BTreeMap<String, String>) -> String {
+    selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Plans the rendered channel against the cluster: decisions, objects to
+/// apply and objects to prune. Writes nothing.
+pub async fn plan(
+    client: &kube::Client,
+    rendered: &BTreeMap<String, String>,
+) -> Result<Plan, InstallError> {
+    let channel = read_channel(rendered)?;
+    let recorded = installed(client).await?;
+    let mut applier = Applier::new(client);
+    let mut addons = Vec::new();
+    for (addon, decision) in decide_all(&channel, &recorded) {
+        let mut p = AddonPlan {
+            addon,
+            decision,
+            objects: Vec::new(),
+            kinds: Vec::new(),
+            stale: Stale::default(),
+        };
+        if p.decision.applies() {
+            let text = rendered.get(&p.addon.manifest).ok_or_else(|| {
+                InstallError::Channel(format!(
+                    "{} names {}, which was not rendered",
+                    p.addon.name, p.addon.manifest
+                ))
+            })?;
+            p.objects = objects(&p.addon.manifest, text)?;
+            let mut keep = BTreeSet::new();
+            let mut kinds = BTreeSet::new();
+            for o in &p.objects {
+                kinds.insert(kind_key(&gvk(o)));
+                keep.insert(applier.locate(o).await);
+            }
+            if p.addon.prune {
+                let mut listed = kinds.clone();
+                if let Some(rec) = recorded.get(short_name(&p.addon.name)) {
+                    listed.extend(rec.kinds.iter().cloned());
+                }
+                let selector = selector_string(&p.addon.selector);
+                p.stale = prune::find(&mut applier, &selector, &listed, &keep).await?;
+            }
+            p.kinds = kinds.into_iter().collect();
+        }
+        addons.push(p);
+    }
+    Ok(Plan { addons, applier })
+}
+
+/// Applies the rendered channel to the cluster: the [`plan`], refused as a
+/// whole if it would downgrade an addon. For each addon to apply: its
+/// objects, then its prunes, then its record. Returns one outcome per
 /// addon, in channel order.
 pub async fn apply_channel(
     client: &kube::Client,
     rendered: &BTreeMap<String, String>,
 ) -> Result<Vec<Outcome>, InstallError> {
-    let channel = read_channel(rendered)?;
-    let recorded = installed(client).await?;
-    let mut applier = Applier {
-        client: client.clone(),
-        kinds: HashMap::new(),
-    };
+    apply_plan(client, plan(client, rendered).await?).await
+}
+
+/// Carries out a [`plan`] (refused as a whole if it would downgrade an
+/// addon).
+pub async fn apply_plan(client: &kube::Client, plan: Plan) -> Result<Vec<Outcome>, InstallError> {
+    if let Some(refused) = plan.refusal() {
+        return Err(refused);
+    }
+    let Plan {
+        addons,
+        mut applier,
+    } = plan;
     let mut out = Vec::new();
-    for (addon, decision) in decide_all(&channel, &recorded) {
-        let mut count = 0;
-        if decision.applies() {
-            let text = rendered.get(&addon.manifest).ok_or_else(|| {
-                InstallError::Channel(format!(
-                    "{} names {}, which was not rendered",
-                    addon.name, addon.manifest
-                ))
-            })?;
-            for obj in objects(&addon.manifest, text)? {
-                applier.apply(obj, &addon.selector).await?;
-                count += 1;
+    for p in addons {
+        let mut pruned = Vec::new();
+        if p.decision.applies() {
+            for obj in p.objects.iter().cloned() {
+                applier.apply(obj, &p.addon.selector).await?;
             }
-            record(client, short_name(&addon.name), &Installed::of(&addon)).await?;
-            tracing::info!(addon = %addon.name, version = %addon.version, objects = count, ?decision, "addon applied");
+            pruned = prune::delete(client, &p.stale.prune).await?;
+            let mut rec = Installed::of(&p.addon);
+            rec.kinds = p.kinds.clone();
+            record(client, short_name(&p.addon.name), &rec).await?;
+            tracing::info!(addon = %p.addon.name, version = %p.addon.version, objects = p.objects.len(), pruned = pruned.len(), decision = ?p.decision, "addon applied");
         }
-        out.push(Outcome {
-            name: short_name(&addon.name).to_string(),
-            version: addon.version.clone(),
-            decision,
-            objects: count,
-        });
+        out.push(p.outcome(pruned));
     }
     Ok(out)
 }
@@ -453,6 +634,7 @@ mod tests {
             version: v.into(),
             id: "k8s-1.29".into(),
             manifest_hash: hash.into(),
+            kinds: Vec::new(),
         }
     }
 
@@ -481,7 +663,7 @@ mod tests {
             (
                 Some(rec("1.2.0", "a")),
                 rec("1.1.0", "b"),
-                Decision::NoDowngrade {
+                Decision::Downgrade {
                     installed: "1.2.0".into(),
                 },
             ),

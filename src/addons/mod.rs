@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod install;
+pub mod prune;
 
 use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
@@ -111,9 +112,35 @@ impl Catalogue {
         })
     }
 
-    /// The entry called `name`.
+    /// The first entry called `name`.
     pub fn addon(&self, name: &str) -> Option<&CatalogueEntry> {
         self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// The entry of `name` for Kubernetes `version`: as in kops channels,
+    /// an addon can be listed once per range of Kubernetes versions, and
+    /// the first entry whose range holds the version is the one installed.
+    /// A version that does not parse takes the first entry.
+    pub fn pick(&self, name: &str, version: &str) -> Option<&CatalogueEntry> {
+        let v = semver::Version::parse(version.trim_start_matches('v')).ok();
+        self.entries.iter().filter(|e| e.name == name).find(|e| {
+            match (&v, semver::VersionReq::parse(&e.kubernetes_version)) {
+                (Some(v), Ok(req)) => req.matches(v),
+                _ => true,
+            }
+        })
+    }
+
+    /// One entry per addon name (in catalogue order) for Kubernetes
+    /// `version` (see [`Catalogue::pick`]); names without an entry for it
+    /// are left out.
+    pub fn for_version(&self, version: &str) -> Vec<&CatalogueEntry> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.entries
+            .iter()
+            .filter(|e| seen.insert(e.name.as_str()))
+            .filter_map(|e| self.pick(&e.name, version))
+            .collect()
     }
 
     /// Names of the addons a user may list (not the components).

@@ -1,6 +1,7 @@
 //! `clusterctl addons apply`, and the same step at the end of `clusterctl
 //! apply`: wait for the cluster's API, then install the bootstrap channel.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -16,6 +17,8 @@ use super::{AppError, Report, runtime, state_store};
 const ADMIN_CERT_TTL: Duration = Duration::from_secs(3600);
 /// Pause between attempts to reach the API.
 const POLL: Duration = Duration::from_secs(5);
+/// `addons plan` does not wait for a cluster to come up.
+const PLAN_API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `https://api.<cluster>:<port>`: the public endpoint, which the cluster's
 /// API certificate names.
@@ -59,6 +62,8 @@ async fn client(
 pub struct Installed {
     /// The API it talked to, and its version.
     pub server: String,
+    /// Channel files written to the state store (those that differed).
+    pub uploaded: Vec<String>,
     /// One outcome per addon.
     pub addons: Vec<Outcome>,
     /// The bootstrap-token pass.
@@ -66,17 +71,37 @@ pub struct Installed {
     pub token: clusterctl::controllers::bootstrap_token::Decision,
 }
 
+/// Writes the rendered channel and its manifests under `addons/` in the
+/// state store, where `clusterctl apply` keeps them, as kops keeps its
+/// channel beside the cluster spec. Only files that differ are written;
+/// returns their names.
+pub async fn upload_channel(
+    store: &StateStore,
+    rendered: &BTreeMap<String, String>,
+) -> Result<Vec<String>, AppError> {
+    let mut written = Vec::new();
+    for (path, content) in rendered {
+        let name = format!("addons/{path}");
+        let same = store
+            .get(&name)
+            .await?
+            .is_some_and(|(body, _)| body == content.as_bytes());
+        if !same {
+            store.put(&name, content.clone().into_bytes()).await?;
+            written.push(name);
+        }
+    }
+    Ok(written)
+}
+
 /// Waits for the API (with a spinner on a terminal, a line every 30 s
-/// otherwise), applies the channel, and keeps the bootstrap token fresh
-/// (the pass the CronJob runs).
-pub async fn install(
+/// otherwise) and returns the client, the server and its version.
+async fn reach(
     spec: &Spec,
     store: &StateStore,
     kubeconfig: Option<&Path>,
     timeout: Duration,
-) -> Result<Installed, AppError> {
-    let rendered =
-        clusterctl::addons::channel::render(spec).map_err(|e| AppError::Usage(e.to_string()))?;
+) -> Result<(kube::Client, String), AppError> {
     let (client, server) = client(spec, store, kubeconfig).await?;
     let spinner = if std::io::stdout().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -106,37 +131,93 @@ pub async fn install(
         bar.finish_and_clear();
     }
     let version = version.map_err(AppError::Addons)?;
-    let outcomes = install::apply_channel(&client, &rendered)
+    Ok((client, format!("{server} ({version})")))
+}
+
+/// Waits for the API, plans the channel (a downgrade refuses the whole
+/// run), writes the channel to the state store, applies the plan, and
+/// keeps the bootstrap token fresh (the pass the CronJob runs).
+pub async fn install(
+    spec: &Spec,
+    store: &StateStore,
+    kubeconfig: Option<&Path>,
+    timeout: Duration,
+) -> Result<Installed, AppError> {
+    let rendered =
+        clusterctl::addons::channel::render(spec).map_err(|e| AppError::Usage(e.to_string()))?;
+    let (client, server) = reach(spec, store, kubeconfig, timeout).await?;
+    let plan = install::plan(&client, &rendered)
+        .await
+        .map_err(AppError::Addons)?;
+    if let Some(refused) = plan.refusal() {
+        return Err(AppError::Addons(refused));
+    }
+    let uploaded = upload_channel(store, &rendered).await?;
+    let outcomes = install::apply_plan(&client, plan)
         .await
         .map_err(AppError::Addons)?;
     let token =
         clusterctl::controllers::bootstrap_token::run(&client, store, &Default::default()).await?;
     Ok(Installed {
-        server: format!("{server} ({version})"),
+        server,
+        uploaded,
         addons: outcomes,
         token,
     })
 }
 
+/// One line per addon, and one per object pruned or kept; `planned` words
+/// them as what would happen.
+fn describe(outcomes: &[Outcome], planned: bool) -> String {
+    let mut human = String::new();
+    for o in outcomes {
+        let what = match (&o.decision, planned) {
+            (Decision::Install, false) => format!("installed ({} objects)", o.objects),
+            (Decision::Install, true) => format!("install ({} objects)", o.objects),
+            (Decision::Upgrade { from }, false) => {
+                format!("upgraded from {from} ({} objects)", o.objects)
+            }
+            (Decision::Upgrade { from }, true) => {
+                format!("upgrade from {from} ({} objects)", o.objects)
+            }
+            (Decision::Reapply, false) => {
+                format!("manifest changed, applied ({} objects)", o.objects)
+            }
+            (Decision::Reapply, true) => format!("manifest changed, apply ({} objects)", o.objects),
+            (Decision::UpToDate, _) => "up to date".to_string(),
+            (Decision::Downgrade { installed }, _) => format!(
+                "REFUSED: the cluster runs {installed}, and clusterctl never downgrades an addon"
+            ),
+        };
+        let _ = writeln!(human, "  {} {}: {what}", o.name, o.version);
+        for p in &o.pruned {
+            let verb = if planned { "prune" } else { "pruned" };
+            let _ = writeln!(human, "    {verb} {p}");
+        }
+        for k in &o.kept {
+            let _ = writeln!(
+                human,
+                "    keep {k}: labelled as this addon's, but not applied by clusterctl"
+            );
+        }
+    }
+    human
+}
+
 /// The human summary of an install.
 pub fn summary(done: &Installed) -> String {
     let mut human = format!("\nAddons on {}:\n", done.server);
-    let outcomes = &done.addons;
-    for o in outcomes {
-        let what = match &o.decision {
-            Decision::Install => format!("installed ({} objects)", o.objects),
-            Decision::Upgrade { from } => format!("upgraded from {from} ({} objects)", o.objects),
-            Decision::Reapply => format!("manifest changed, applied ({} objects)", o.objects),
-            Decision::UpToDate => "up to date".to_string(),
-            Decision::NoDowngrade { installed } => {
-                format!("left at {installed}: the cluster runs a higher version")
-            }
-        };
-        let _ = writeln!(human, "  {} {}: {what}", o.name, o.version);
-    }
-    let changed = outcomes.iter().filter(|o| o.decision.applies()).count();
+    human.push_str(&describe(&done.addons, false));
+    let changed = done.addons.iter().filter(|o| o.decision.applies()).count();
     if changed == 0 {
         human.push_str("No addon changes.\n");
+    }
+    if !done.uploaded.is_empty() {
+        let _ = writeln!(
+            human,
+            "Wrote {} to the state store.",
+            super::plural(done.uploaded.len(), "channel file")
+        );
     }
     let _ = writeln!(human, "{}", super::token::describe(&done.token, false));
     human
@@ -153,5 +234,41 @@ pub fn apply(
         let store = state_store(&spec).await?;
         let done = install(&spec, &store, kubeconfig, timeout).await?;
         Ok(Report::ok(summary(&done), serde_json::to_value(&done)?))
+    })
+}
+
+/// `clusterctl addons plan -f FILE`.
+pub fn plan(file: &Path, kubeconfig: Option<&Path>) -> Result<Report, AppError> {
+    let spec = Spec::load(file)?;
+    runtime()?.block_on(async {
+        let store = state_store(&spec).await?;
+        let rendered = clusterctl::addons::channel::render(&spec)
+            .map_err(|e| AppError::Usage(e.to_string()))?;
+        let (client, server) = reach(&spec, &store, kubeconfig, PLAN_API_TIMEOUT).await?;
+        let plan = install::plan(&client, &rendered)
+            .await
+            .map_err(AppError::Addons)?;
+        let outcomes = plan.outcomes();
+        let mut human = format!("Addons on {server}:\n");
+        human.push_str(&describe(&outcomes, true));
+        let changes = outcomes
+            .iter()
+            .filter(|o| o.decision.applies() || !o.pruned.is_empty())
+            .count();
+        match plan.refusal() {
+            Some(refused) => {
+                let _ = writeln!(human, "`addons apply` would refuse: {refused}");
+            }
+            None if changes == 0 => human.push_str("No addon changes.\n"),
+            None => {
+                let _ = writeln!(human, "{} would change.", super::plural(changes, "addon"));
+            }
+        }
+        let json = serde_json::json!({
+            "server": server,
+            "addons": outcomes,
+            "refused": plan.refusal().map(|e| e.to_string()),
+        });
+        Ok(Report::ok(human, json))
     })
 }

@@ -351,23 +351,41 @@ pub fn validate(r: &mut Reader, cluster: (&Cluster, &DocRef), groups: &[(Instanc
                     format!("`{a}` is a clusterctl component"),
                     "enable it under spec.components instead of spec.addons",
                 ),
-                Some(entry) => {
-                    if let (Ok(v), Ok(req)) = (
-                        parse_version(&s.kubernetes_version),
-                        semver::VersionReq::parse(&entry.kubernetes_version),
-                    ) && !req.matches(&v)
+                Some(_) => {
+                    if let Ok(v) = parse_version(&s.kubernetes_version)
+                        && cat.pick(a, &s.kubernetes_version).is_none()
                     {
                         r.report(
                             d,
                             &p,
-                            format!(
-                                "addon `{a}` needs Kubernetes {}, not {v}",
-                                entry.kubernetes_version
-                            ),
+                            format!("addon `{a}` needs Kubernetes {}, not {v}", ranges(&cat, a)),
                             "remove the addon or change spec.kubernetesVersion",
                         );
                     }
                 }
+            }
+        }
+    }
+    // The addons every cluster runs (the cloud controller manager, the EBS
+    // CSI driver) must have an entry for the version.
+    if let (Ok(cat), Ok(v), Ok(())) = (
+        crate::addons::Catalogue::embedded(),
+        parse_version(&s.kubernetes_version),
+        kubernetes_version(&s.kubernetes_version),
+    ) {
+        let mut seen = BTreeSet::new();
+        for e in cat.entries.iter().filter(|e| e.required) {
+            if seen.insert(e.name.as_str()) && cat.pick(&e.name, &s.kubernetes_version).is_none() {
+                r.report(
+                    d,
+                    "spec.kubernetesVersion",
+                    format!(
+                        "clusterctl ships {} for Kubernetes {}, not {v}",
+                        e.name,
+                        ranges(&cat, &e.name)
+                    ),
+                    "use a Kubernetes version it ships every required addon for",
+                );
             }
         }
     }
@@ -785,4 +803,14 @@ fn duration(r: &mut Reader, d: &DocRef, path: &str, text: Option<&str>) {
             "use a number and a unit, such as 30s, 10m, 6h, 7d or 2w",
         );
     }
+}
+
+/// The Kubernetes ranges the catalogue has an addon for, for messages.
+fn ranges(cat: &crate::addons::Catalogue, name: &str) -> String {
+    cat.entries
+        .iter()
+        .filter(|e| e.name == name)
+        .map(|e| e.kubernetes_version.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ")
 }

@@ -220,6 +220,85 @@ async fn apply_waits_for_the_api_installs_the_channel_once_and_then_changes_noth
             .resource_version,
     );
     assert_eq!(versions, again);
+
+    // `addons plan` agrees, and writes nothing.
+    let (ok, out) = clusterctl(&moto, &kubeconfig, &["addons", "plan", "-f", spec_arg]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("coredns 1.12.1: up to date"), "{out}");
+    assert!(out.contains("No addon changes."), "{out}");
+
+    // `addons apply` keeps the channel in the state store: a file missing
+    // there is written again, and only that one.
+    let s3 = moto.s3(REGION).await;
+    let key = "clusters/dev.example.com/addons/bootstrap-channel.yaml";
+    s3.delete_object()
+        .bucket("example-clusterctl-state")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let (ok, out) = clusterctl(&moto, &kubeconfig, &["addons", "apply", "-f", spec_arg]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Wrote 1 channel file to the state store."),
+        "{out}"
+    );
+    let body = s3
+        .get_object()
+        .bucket("example-clusterctl-state")
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        rendered["bootstrap-channel.yaml"]
+    );
+
+    // The cluster runs a newer CoreDNS than this clusterctl ships: plan
+    // says so, apply refuses, and nothing is written.
+    let newer = serde_json::json!({ "metadata": { "annotations": {
+        "addons.clusterctl.io/coredns": r#"{"version":"9.9.9","id":"k8s-1.29","manifestHash":"x"}"#,
+    } } });
+    Api::<Namespace>::all(env.client.clone())
+        .patch(
+            "kube-system",
+            &PatchParams::default(),
+            &Patch::Merge(&newer),
+        )
+        .await
+        .unwrap();
+    let (ok, out) = clusterctl(&moto, &kubeconfig, &["addons", "plan", "-f", spec_arg]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("coredns 1.12.1: REFUSED: the cluster runs 9.9.9"),
+        "{out}"
+    );
+    if let Some(s) = &env.server {
+        s.clear_requests();
+    }
+    let (ok, out) = clusterctl(&moto, &kubeconfig, &["addons", "apply", "-f", spec_arg]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "refusing to downgrade addon coredns: the cluster runs 9.9.9 and this channel has 1.12.1"
+        ),
+        "{out}"
+    );
+    if let Some(s) = &env.server {
+        let writes: Vec<_> = s
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .collect();
+        assert!(writes.is_empty(), "{writes:?}");
+    }
+    forget_addons(&env.client).await;
     late.abort();
     env.cleanup().await;
 }

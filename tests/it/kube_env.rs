@@ -106,6 +106,14 @@ impl KubeEnv {
         }
     }
 
+    /// A client that calls as `component` does (its User-Agent), so the
+    /// test server checks its calls against the component's RBAC.
+    pub async fn component_client(&self, component: &str) -> Client {
+        clusterctl::controllers::runtime::client::clients(self.config().await, component)
+            .expect("component client")
+            .client
+    }
+
     /// Deletes the namespace.
     pub async fn cleanup(self) {
         let _ = Api::<Namespace>::all(self.client.clone())

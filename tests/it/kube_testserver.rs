@@ -113,3 +113,45 @@ async fn stale_watch_gets_410_gone() {
 fn server_store(server: &ApiServer) -> std::sync::MutexGuard<'_, crate::apiserver::store::Store> {
     server.store()
 }
+
+/// A component's call that its addon's RBAC does not allow is answered 403,
+/// as a real API server would answer it, and is kept as a violation (which
+/// fails the test when the server is dropped); allowed calls go through.
+#[tokio::test]
+async fn a_component_call_its_rbac_does_not_allow_is_refused_and_remembered() {
+    let server = ApiServer::start().await;
+    let config = server.config();
+    let janitor = clusterctl::controllers::runtime::client::clients(config, "janitor")
+        .unwrap()
+        .client;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(janitor.clone(), "default");
+    jobs.list(&ListParams::default()).await.unwrap();
+    let err = jobs
+        .patch(
+            "x",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({ "metadata": { "labels": { "a": "b" } } })),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 403);
+            assert!(
+                s.message
+                    .contains("janitor may not patch jobs (batch) x in default"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let violations = server.take_violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    // The test's own client (no component) is not checked.
+    Api::<k8s_openapi::api::batch::v1::Job>::namespaced(server.client(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(server.take_violations().is_empty());
+}

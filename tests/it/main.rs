@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod addons_apply;
+mod addons_channel;
 mod addons_typed;
 pub mod apiserver;
 mod bootstrap_token;

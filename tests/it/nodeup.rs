@@ -100,7 +100,8 @@ case "${name}" in
         if [ -f "${STUB_ROOT}/etc/kubernetes/pki/ca.crt" ]; then ca=present; else ca=absent; fi
         if grep -q "${STUB_TOKEN}" "${config}"; then tok=in-config; else tok=missing; fi
         pid="$(grep -A1 'name: provider-id' "${config}" | sed -n 's/.*value: "\(.*\)"/\1/p')"
-        echo "kubeadm-$1 pki-ca=${ca} token=${tok} config=${config} provider-id=${pid}" >>"${STUB_LOG}.events"
+        cloud="$(grep -A1 'name: cloud-provider' "${config}" | sed -n 's/.*value: \(.*\)/\1/p')"
+        echo "kubeadm-$1 pki-ca=${ca} token=${tok} config=${config} cloud-provider=${cloud} provider-id=${pid}" >>"${STUB_LOG}.events"
         if fail_once kubeadm-failures; then echo "error execution phase preflight: stub failure" >&2; exit 1; fi ;;
       reset) ;;
     esac ;;
@@ -380,9 +381,10 @@ fn a_worker_joins_without_the_ca_file_and_keeps_the_token_out_of_sight() {
             h.token_left_behind()
         );
         assert!(!h.root.join("etc/kubernetes/pki/ca.crt").exists());
-        // The kubelet names its instance (zone and id from IMDS).
+        // The kubelet runs with the external cloud provider (the AWS cloud
+        // controller manager) and names its instance (zone and id from IMDS).
         assert!(
-            run.events[0].ends_with("provider-id=aws:///eu-west-1b/i-self"),
+            run.events[0].ends_with("cloud-provider=external provider-id=aws:///eu-west-1b/i-self"),
             "{example}: {:?}",
             run.events
         );

@@ -80,7 +80,9 @@ async fn gc_of_a_thousand_previews_finishes_every_expired_one_and_touches_nothin
     let env = KubeEnv::new("preview-gc").await;
     let run = env.ns[env.ns.len() - 6..].to_string();
     let proxy = crate::proxy::Proxy::start(&moto.endpoint, Default::default());
-    let s = shared(&env, &proxy.endpoint, s3.clone(), &format!("gc-{run}")).await;
+    let mut s = shared(&env, &proxy.endpoint, s3.clone(), &format!("gc-{run}")).await;
+    // gc calls as the preview-gc component (checked against its RBAC).
+    s.client = env.component_client("preview-gc").await;
     let setup = shared(&env, &moto.endpoint, s3, &format!("gc-{run}")).await;
 
     // 1,000 previews: namespaces, records and ledgers (the last expired

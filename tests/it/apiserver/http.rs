@@ -196,7 +196,27 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query_str = req.uri().query().unwrap_or_default().to_string();
-    shared.record(method.as_str(), &path, &query_str);
+    let user_agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    shared.record(method.as_str(), &path, &query_str, &user_agent);
+    if let Some(component) = super::rbac::component_of(&user_agent)
+        && let Some(a) = super::rbac::access(method.as_str(), &path, &query_str)
+    {
+        match super::rbac::POLICIES.check(component, &a) {
+            Some(source) => super::rbac::used(component, &source),
+            None => {
+                let msg = format!(
+                    "{component} may not {a}: no rule of its addon's Role or ClusterRole allows it (the test API server checks the components' RBAC)"
+                );
+                shared.violation(msg.clone());
+                return Ok(error(&ApiError::new(403, "Forbidden", msg)));
+            }
+        }
+    }
     let q = Query(
         form_urlencoded::parse(query_str.as_bytes())
             .into_owned()
@@ -319,7 +339,7 @@ async fn dispatch(
                     .update(ty, &ns, &name, parse_json(body)?, Part::Main)
                     .map(|o| json_response(200, &o)),
                 Method::PATCH => store
-                    .patch(ty, &ns, &name, ct, body, Part::Main)
+                    .patch(ty, &ns, &name, ct, body, Part::Main, q.get("fieldManager"))
                     .map(|o| json_response(200, &o)),
                 Method::DELETE => {
                     let opts = delete_opts(q, &parse_json(body)?);
@@ -344,7 +364,15 @@ async fn dispatch(
                     .update(ty, &ns, &name, parse_json(body)?, Part::Status)
                     .map(|o| json_response(200, &o)),
                 ("status", &Method::PATCH) => store
-                    .patch(ty, &ns, &name, ct, body, Part::Status)
+                    .patch(
+                        ty,
+                        &ns,
+                        &name,
+                        ct,
+                        body,
+                        Part::Status,
+                        q.get("fieldManager"),
+                    )
                     .map(|o| json_response(200, &o)),
                 ("scale", &Method::GET) => {
                     store.scale(ty, &ns, &name).map(|o| json_response(200, &o))

@@ -15,6 +15,7 @@
 //!   pods' Ready condition rather than read from the budget's status.
 
 pub mod http;
+pub mod rbac;
 pub mod selectors;
 pub mod store;
 pub mod types;
@@ -41,6 +42,9 @@ pub struct RequestRecord {
     pub path: String,
     /// Raw query string.
     pub query: String,
+    /// The client's User-Agent header (empty when absent): which component
+    /// made the call.
+    pub user_agent: String,
 }
 
 /// State shared by the connections.
@@ -58,14 +62,24 @@ pub struct Shared {
     /// Deletes of objects with these names are refused (500): a fault for
     /// "one failed delete does not stop the pass".
     pub refuse_delete_names: Mutex<Vec<String>>,
+    /// Component calls its addon's RBAC does not allow (see `rbac`).
+    violations: Mutex<Vec<String>>,
 }
 
 impl Shared {
-    fn record(&self, method: &str, path: &str, query: &str) {
+    fn violation(&self, msg: String) {
+        self.violations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(msg);
+    }
+
+    fn record(&self, method: &str, path: &str, query: &str, user_agent: &str) {
         let r = RequestRecord {
             method: method.to_string(),
             path: path.to_string(),
             query: query.to_string(),
+            user_agent: user_agent.to_string(),
         };
         self.requests
             .lock()
@@ -83,6 +97,19 @@ pub struct ApiServer {
 impl Drop for ApiServer {
     fn drop(&mut self) {
         self.task.abort();
+        let violations = self
+            .shared
+            .violations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // A component call its RBAC would refuse fails the test that made it.
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!(
+                "calls the components' RBAC does not allow:\n  {}",
+                violations.join("\n  ")
+            );
+        }
     }
 }
 
@@ -106,6 +133,7 @@ impl ApiServer {
             addr,
             refuse_lease_holder: Mutex::new(None),
             refuse_delete_names: Mutex::new(Vec::new()),
+            violations: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
@@ -184,6 +212,18 @@ impl ApiServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(name.to_string());
+    }
+
+    /// The component calls refused by their RBAC so far, forgotten (a test
+    /// of the check itself takes them, so that dropping the server passes).
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .shared
+                .violations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// Forgets the request log.

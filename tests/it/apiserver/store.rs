@@ -446,6 +446,7 @@ impl Store {
     }
 
     /// Applies a patch of the given content type.
+    #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &mut self,
         ty: usize,
@@ -454,12 +455,18 @@ impl Store {
         content_type: &str,
         body: &[u8],
         part: Part,
+        field_manager: Option<&str>,
     ) -> Result<Value, ApiError> {
         let t = &TYPES[ty];
         let key = Self::key(ty, ns, name);
         let existing = self.objects.get(&key).cloned();
         let ct = content_type.split(';').next().unwrap_or_default().trim();
         if ct == "application/apply-patch+yaml" {
+            let Some(manager) = field_manager else {
+                return Err(ApiError::bad_request(
+                    "PATCH with apply requires a fieldManager query parameter",
+                ));
+            };
             let applied: Value = serde_norway::from_slice::<serde_norway::Value>(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
                 .and_then(|v| {
@@ -468,14 +475,24 @@ impl Store {
             return match existing {
                 // Server-side apply, approximated: create when absent, else a
                 // JSON merge of the applied configuration (no field ownership).
+                // Field ownership is not tracked, but the managers are: an
+                // entry per applying manager in metadata.managedFields, as
+                // owners are checked by (prune relies on it).
                 None => {
                     let mut obj = applied;
                     obj["metadata"]["name"] = name.into();
+                    obj["metadata"]["managedFields"] = json!([]);
+                    add_apply_manager(t, &mut obj, manager);
                     self.create(ty, ns, obj)
                 }
                 Some(old) => {
                     let mut merged = old.clone();
                     json_patch::merge(&mut merged, &applied);
+                    merged["metadata"]["managedFields"] = old
+                        .pointer("/metadata/managedFields")
+                        .cloned()
+                        .unwrap_or_else(|| json!([]));
+                    add_apply_manager(t, &mut merged, manager);
                     self.write_patched(ty, ns, name, key, old, merged, part)
                 }
             };
@@ -630,6 +647,27 @@ const SERVER_FIELDS: &[&str] = &[
 ];
 
 /// Copies the server-owned metadata of `old` over `new` (removing what `old` lacks).
+/// Adds `manager` as an Apply manager of `obj` unless it is one already
+/// (a no-op apply leaves managedFields, and so the object, unchanged).
+fn add_apply_manager(t: &ResourceType, obj: &mut Value, manager: &str) {
+    let list = obj["metadata"]["managedFields"]
+        .as_array_mut()
+        .expect("managedFields was set to an array");
+    if !list
+        .iter()
+        .any(|e| e["manager"] == manager && e["operation"] == "Apply")
+    {
+        list.push(json!({
+            "manager": manager,
+            "operation": "Apply",
+            "apiVersion": t.api_version(),
+            "time": now(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {},
+        }));
+    }
+}
+
 fn keep_server_fields(old: &Value, new: &mut Value) {
     for f in SERVER_FIELDS {
         match old.get(*f) {

@@ -177,6 +177,50 @@ async fn server_side_apply_creates_then_updates() {
     env.cleanup().await;
 }
 
+/// The applying managers are listed in managedFields (operation Apply); an
+/// object only created is not applied by anyone, and a no-op apply writes
+/// nothing. Addon pruning relies on this to delete only what it applied.
+#[tokio::test]
+async fn server_side_apply_records_its_manager_and_a_noop_apply_writes_nothing() {
+    let env = KubeEnv::new("ssa-managers").await;
+    let api: Api<ConfigMap> = env.api();
+    let appliers = |o: &ConfigMap| -> Vec<String> {
+        o.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|e| e.operation.as_deref() == Some("Apply"))
+            .filter_map(|e| e.manager.clone())
+            .collect()
+    };
+    let doc = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "applied" }, "data": { "a": "1" } });
+    let pp = PatchParams::apply("clusterctl-conformance").force();
+    let applied = api
+        .patch("applied", &pp, &Patch::Apply(&doc))
+        .await
+        .unwrap();
+    assert_eq!(appliers(&applied), ["clusterctl-conformance"]);
+    let again = api
+        .patch("applied", &pp, &Patch::Apply(&doc))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        applied.metadata.resource_version
+    );
+    assert_eq!(appliers(&again), ["clusterctl-conformance"]);
+    let created = api
+        .create(&PostParams::default(), &cm("created", json!({})))
+        .await
+        .unwrap();
+    assert!(
+        appliers(&created).is_empty(),
+        "{:?}",
+        created.metadata.managed_fields
+    );
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn patch_with_stale_resource_version_is_409() {
     let env = KubeEnv::new("patch-conflict").await;

@@ -137,6 +137,13 @@ pub fn render(spec: &Spec) -> Result<BTreeMap<String, String>, AddonError> {
         .map(|g| g.metadata.name.as_str())
         .collect();
     ctx.insert("autoscaled_groups", &autoscaled);
+    let control_planes: u32 = spec
+        .groups
+        .iter()
+        .filter(|g| g.spec.role == crate::spec::Role::ControlPlane)
+        .map(|g| g.spec.min_size)
+        .sum();
+    ctx.insert("control_planes", &control_planes);
 
     let mut out = BTreeMap::new();
     let mut entries = Vec::new();
@@ -154,6 +161,8 @@ pub fn render(spec: &Spec) -> Result<BTreeMap<String, String>, AddonError> {
             manifest: e.manifest.clone(),
             source: tera::Error::msg(msg.clone()),
         })?;
+        // The entry's own version (an image tag pinned per Kubernetes minor).
+        ctx.insert("addon_version", &e.version);
         let mut text = tera
             .render(&e.manifest, &ctx)
             .map_err(|source| AddonError::Template {

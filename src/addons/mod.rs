@@ -191,4 +191,29 @@ mod tests {
             assert!(!c.manifest(e).unwrap().is_empty());
         }
     }
+
+    #[test]
+    fn the_cloud_controller_manager_is_pinned_to_the_kubernetes_minor() {
+        let c = Catalogue::embedded().unwrap();
+        let ccm = |v: &str| {
+            c.pick("aws-cloud-controller-manager", v)
+                .map(|e| e.version.as_str())
+        };
+        assert_eq!(ccm("1.29.5"), Some("1.29.8"));
+        assert_eq!(ccm("1.33.2"), Some("1.33.2"));
+        assert_eq!(ccm("v1.34.1"), Some("1.34.0"));
+        assert_eq!(ccm("1.35.0"), None);
+        // One entry per name in for_version, in catalogue order.
+        let names: Vec<&str> = c
+            .for_version("1.31.0")
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        let ccms = names
+            .iter()
+            .filter(|n| **n == "aws-cloud-controller-manager")
+            .count();
+        assert_eq!(ccms, 1, "{names:?}");
+        assert!(names.contains(&"aws-ebs-csi-driver"));
+    }
 }

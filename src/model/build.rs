@@ -362,6 +362,12 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
         .and_then(|c| c.node_autoscaler.as_ref())
         .and_then(|n| n.enabled)
         .unwrap_or(false);
+    let preview_domain = s
+        .components
+        .as_ref()
+        .and_then(|c| c.preview.as_ref())
+        .filter(|p| p.enabled == Some(true))
+        .and_then(|p| p.domain.clone());
     let mut profiles = BTreeMap::new();
     for role in [Role::ControlPlane, Role::Node] {
         let who = match role {
@@ -378,9 +384,15 @@ pub fn build(spec: &Spec) -> Result<Model, ModelError> {
             },
         );
         let policy = match role {
-            Role::ControlPlane => {
-                iam::control_plane(cluster, &state_bucket, &state_prefix, autoscaler_on)
-            }
+            Role::ControlPlane => iam::control_plane(
+                cluster,
+                &state_bucket,
+                &state_prefix,
+                &iam::ControlPlaneRights {
+                    autoscaler: autoscaler_on,
+                    preview_domain: preview_domain.clone(),
+                },
+            ),
             Role::Node => iam::node(&state_bucket, &state_prefix),
         };
         b.add(

@@ -805,12 +805,18 @@ fn duration(r: &mut Reader, d: &DocRef, path: &str, text: Option<&str>) {
     }
 }
 
-/// The Kubernetes ranges the catalogue has an addon for, for messages.
+/// The Kubernetes versions the catalogue has an addon for, for messages:
+/// its one range, or the minors its entries cover (`1.29 to 1.34`).
 fn ranges(cat: &crate::addons::Catalogue, name: &str) -> String {
-    cat.entries
-        .iter()
-        .filter(|e| e.name == name)
-        .map(|e| e.kubernetes_version.as_str())
-        .collect::<Vec<_>>()
-        .join(" or ")
+    let entries: Vec<_> = cat.entries.iter().filter(|e| e.name == name).collect();
+    if let [one] = entries.as_slice() {
+        return one.kubernetes_version.clone();
+    }
+    let minors: Vec<u64> = (0..100)
+        .filter(|m| cat.pick(name, &format!("1.{m}.0")).is_some())
+        .collect();
+    match (minors.first(), minors.last()) {
+        (Some(lo), Some(hi)) => format!("1.{lo} to 1.{hi}"),
+        _ => "no version".into(),
+    }
 }

@@ -43,6 +43,10 @@ fn typed(v: &Value) -> Result<Value, String> {
         "rbac.authorization.k8s.io/v1 Role" => round_trip::<rbac::v1::Role>(v),
         "rbac.authorization.k8s.io/v1 RoleBinding" => round_trip::<rbac::v1::RoleBinding>(v),
         "apiregistration.k8s.io/v1 APIService" => round_trip::<apireg::APIService>(v),
+        "storage.k8s.io/v1 CSIDriver" => round_trip::<k8s_openapi::api::storage::v1::CSIDriver>(v),
+        "storage.k8s.io/v1 StorageClass" => {
+            round_trip::<k8s_openapi::api::storage::v1::StorageClass>(v)
+        }
         "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy" => {
             round_trip::<k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy>(v)
         }

@@ -100,7 +100,9 @@ case "${name}" in
         if [ -f "${STUB_ROOT}/etc/kubernetes/pki/ca.crt" ]; then ca=present; else ca=absent; fi
         if grep -q "${STUB_TOKEN}" "${config}"; then tok=in-config; else tok=missing; fi
         pid="$(grep -A1 'name: provider-id' "${config}" | sed -n 's/.*value: "\(.*\)"/\1/p')"
-        cloud="$(grep -A1 'name: cloud-provider' "${config}" | sed -n 's/.*value: \(.*\)/\1/p')"
+        # The kubelet's (nodeRegistration comes first; an init config also
+        # sets kube-controller-manager's).
+        cloud="$(grep -A1 'name: cloud-provider' "${config}" | sed -n 's/.*value: \(.*\)/\1/p' | head -n 1)"
         echo "kubeadm-$1 pki-ca=${ca} token=${tok} config=${config} cloud-provider=${cloud} provider-id=${pid}" >>"${STUB_LOG}.events"
         if fail_once kubeadm-failures; then echo "error execution phase preflight: stub failure" >&2; exit 1; fi ;;
       reset) ;;

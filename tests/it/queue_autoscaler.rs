@@ -147,17 +147,46 @@ async fn a_backlog_scales_its_deployment_and_a_bad_target_gets_a_warning() {
     let handle = start(&env, broker, source).await;
 
     broker.publish("orders", 1000).await;
+    // When the management API first reports the backlog, count the passes
+    // made so far; the scale must come within two passes after that.
+    loop {
+        let (_, body) = broker
+            .api("GET", "/api/queues/%2F/orders?columns=messages_ready", None)
+            .await;
+        let ready = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["messages_ready"].as_u64());
+        if ready == Some(1000) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reported = crate::queue_autoscaler_vhosts::passes(handle.metrics_addr).await;
+    let scaled_at = std::sync::Mutex::new(0.0);
     eventually("1,000 messages at 100 a pod: 10 replicas", || async {
-        deployments
+        let done = deployments
             .get("consumer")
             .await
             .unwrap()
             .spec
             .unwrap()
             .replicas
-            == Some(10)
+            == Some(10);
+        if done {
+            *scaled_at.lock().unwrap() =
+                crate::queue_autoscaler_vhosts::passes(handle.metrics_addr).await;
+        }
+        done
     })
     .await;
+    // Passes completed between the report and the scale being seen: the
+    // one in flight at the report (it may have read the API just before),
+    // and the two after it. The check polls every 100 ms, a fifth of a pass.
+    let passes = *scaled_at.lock().unwrap() - reported;
+    assert!(
+        passes <= 3.0,
+        "scaled {passes} passes after the management API reported the backlog"
+    );
     // Each bad target is left alone, with a Warning that names its problem.
     for (name, _) in bad {
         assert_eq!(
@@ -317,20 +346,41 @@ async fn an_empty_queue_waits_out_the_window_goes_to_zero_and_one_message_wakes_
         )
         .await
         .unwrap();
+    // The same queue, with a floor: it never goes below min.
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment(
+                "floor",
+                &[
+                    ("queue", "jobs"),
+                    ("messages-per-pod", "100"),
+                    ("min", "2"),
+                    ("max", "20"),
+                    ("scale-down-window", "4s"),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
     let handle = start(&env, broker, Source::new(Duration::from_secs(5))).await;
-    let replicas = || async {
-        deployments
-            .get("worker")
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .replicas
-            .unwrap_or(-1)
+    let replicas_of = |name: &'static str| {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .get(name)
+                .await
+                .unwrap()
+                .spec
+                .unwrap()
+                .replicas
+                .unwrap_or(-1)
+        }
     };
+    let replicas = || replicas_of("worker");
     broker.publish("jobs", 300).await;
     eventually("300 messages: 3 replicas", || async {
-        replicas().await == 3
+        replicas().await == 3 && replicas_of("floor").await == 3
     })
     .await;
 
@@ -348,12 +398,18 @@ async fn an_empty_queue_waits_out_the_window_goes_to_zero_and_one_message_wakes_
         "scaled down after {:?}, inside the 4 s window",
         drained.elapsed()
     );
+    assert_eq!(
+        replicas_of("floor").await,
+        2,
+        "the floor went below its min"
+    );
     // One message wakes it.
     broker.publish("jobs", 1).await;
     eventually("one message: one replica", || async {
         replicas().await == 1
     })
     .await;
+    assert_eq!(replicas_of("floor").await, 2);
     handle.stop().await.unwrap();
     env.cleanup().await;
 }

@@ -15,7 +15,8 @@ use crate::queue_autoscaler::{deployment, start_with};
 use crate::rabbitmq::Broker;
 use crate::relay::Relay;
 
-async fn passes(addr: std::net::SocketAddr) -> f64 {
+/// Passes the component has completed (from its /metrics).
+pub(crate) async fn passes(addr: std::net::SocketAddr) -> f64 {
     let (_, text) = get(addr, "/metrics").await;
     sample(
         &parse_prometheus(&text),

@@ -206,19 +206,27 @@ fn channel_hashes_match_manifests() {
     let addons = channel["spec"]["addons"].as_array().unwrap();
     assert_eq!(
         addons.len(),
-        10,
-        "the pod network, token rotation, 3 addons and 5 enabled components"
+        12,
+        "the pod network, token rotation, the cloud controller manager, the EBS CSI driver, 3 addons and 5 enabled components"
     );
     let names: Vec<&str> = addons.iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(
-        &names[..3],
+        &names[..5],
         [
             "cilium.addons.clusterctl.io",
             "bootstrap-token.addons.clusterctl.io",
+            "aws-cloud-controller-manager.addons.clusterctl.io",
+            "aws-ebs-csi-driver.addons.clusterctl.io",
             "coredns.addons.clusterctl.io"
         ],
-        "the network comes before what needs it"
+        "the network, then what initialises nodes, before what needs them"
     );
+    // The cloud controller manager matches the cluster's minor (ha: 1.33).
+    assert!(
+        r.files["addons/aws-cloud-controller-manager/k8s-1.33.yaml"]
+            .contains("cloud-controller-manager:v1.33.2\"")
+    );
+    assert!(r.files["addons/aws-ebs-csi-driver/k8s-1.29.yaml"].contains("replicas: 2"));
     // CoreDNS serves at the tenth address of the service range, where
     // kubeadm points every kubelet; Cilium reaches the API by its internal name.
     assert!(r.files["addons/coredns/k8s-1.29.yaml"].contains("clusterIP: 100.64.0.10"));

@@ -267,6 +267,9 @@ async fn dispatch(
     ct: &str,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
+    if path == "/debug/requests" {
+        return Ok(json_response(200, &shared.request_counts()));
+    }
     match route(path)? {
         Route::Version => Ok(json_response(
             200,

@@ -67,6 +67,30 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// `{ "<user agent>": { "<METHOD>": n } }` over the request log: what
+    /// the standalone server answers on `/debug/requests` (benchmarks
+    /// count a component's calls with it; a real API server has no such
+    /// path).
+    fn request_counts(&self) -> Value {
+        let mut counts: std::collections::BTreeMap<
+            String,
+            std::collections::BTreeMap<String, u64>,
+        > = Default::default();
+        for r in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            *counts
+                .entry(r.user_agent.clone())
+                .or_default()
+                .entry(r.method.clone())
+                .or_default() += 1;
+        }
+        serde_json::to_value(counts).unwrap_or_default()
+    }
+
     fn violation(&self, msg: String) {
         self.violations
             .lock()

@@ -123,6 +123,22 @@ pub const TYPES: &[ResourceType] = &[
     ),
     rt("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
     rt(
+        "storage.k8s.io",
+        "v1",
+        "CSIDriver",
+        "csidrivers",
+        false,
+        &[],
+    ),
+    rt(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        false,
+        &[],
+    ),
+    rt(
         "autoscaling",
         "v2",
         "HorizontalPodAutoscaler",

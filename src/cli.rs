@@ -309,8 +309,9 @@ pub enum AddonsCommand {
         spec: SpecArg,
         #[command(flatten)]
         output: OutputArg,
-        /// Reach the API with this kubeconfig instead of minting an admin
-        /// certificate for `https://api.<cluster>`.
+        /// Reach the API with this kubeconfig. Without it: the usual
+        /// kubeconfig when its current context is this cluster's API, else
+        /// an admin certificate minted for `https://api.<cluster>`.
         #[arg(long, value_name = "FILE", env = "CLUSTERCTL_API_KUBECONFIG")]
         kubeconfig: Option<PathBuf>,
         /// How long to wait for the API to answer.
@@ -325,8 +326,9 @@ pub enum AddonsCommand {
         spec: SpecArg,
         #[command(flatten)]
         output: OutputArg,
-        /// Reach the API with this kubeconfig instead of minting an admin
-        /// certificate for `https://api.<cluster>`.
+        /// Reach the API with this kubeconfig. Without it: the usual
+        /// kubeconfig when its current context is this cluster's API, else
+        /// an admin certificate minted for `https://api.<cluster>`.
         #[arg(long, value_name = "FILE", env = "CLUSTERCTL_API_KUBECONFIG")]
         kubeconfig: Option<PathBuf>,
     },

@@ -143,6 +143,53 @@ pub async fn client_from_yaml(text: &str, origin: &str) -> Result<kube::Client, 
     kube::Client::try_from(config).map_err(|e| bad(e.into()))
 }
 
+/// Whether the current context of `kc` talks to `cluster`'s API: its server
+/// is `api.<cluster>` or `api.internal.<cluster>` (any scheme and port).
+pub fn names_cluster(kc: &kube::config::Kubeconfig, cluster: &str) -> bool {
+    let server = (|| {
+        let current = kc.current_context.as_deref()?;
+        let ctx = kc
+            .contexts
+            .iter()
+            .find(|c| c.name == current)?
+            .context
+            .as_ref()?;
+        kc.clusters
+            .iter()
+            .find(|c| c.name == ctx.cluster)?
+            .cluster
+            .as_ref()?
+            .server
+            .clone()
+    })();
+    let Some(server) = server else {
+        return false;
+    };
+    let host = server
+        .split_once("://")
+        .map_or(server.as_str(), |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    host == format!("api.{cluster}") || host == format!("api.internal.{cluster}")
+}
+
+/// A client from the usual kubeconfig (`KUBECONFIG`, else
+/// `~/.kube/config`) when its current context talks to `cluster`'s API;
+/// None when there is none, or it names another cluster (never act on
+/// whatever cluster happens to be current).
+pub async fn usual_client_for(cluster: &str) -> Option<kube::Client> {
+    let kc = kube::config::Kubeconfig::read().ok()?;
+    if !names_cluster(&kc, cluster) {
+        return None;
+    }
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .ok()?;
+    kube::Client::try_from(config).ok()
+}
+
 /// A client from a kubeconfig file.
 pub async fn client_from_file(path: &Path) -> Result<kube::Client, KubeconfigError> {
     let origin = path.display().to_string();
@@ -156,6 +203,39 @@ pub async fn client_from_file(path: &Path) -> Result<kube::Client, KubeconfigErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_usual_kubeconfig_is_used_only_for_its_own_cluster() {
+        let kc = |server: &str| {
+            kube::config::Kubeconfig::from_yaml(&format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\nusers:\n- name: u\n  user: {{}}\n"
+            ))
+            .unwrap()
+        };
+        assert!(names_cluster(
+            &kc("https://api.dev.example.com"),
+            "dev.example.com"
+        ));
+        assert!(names_cluster(
+            &kc("https://API.internal.dev.example.com:8443/"),
+            "dev.example.com"
+        ));
+        assert!(!names_cluster(
+            &kc("https://api.prod.example.com"),
+            "dev.example.com"
+        ));
+        assert!(!names_cluster(
+            &kc("https://127.0.0.1:6443"),
+            "dev.example.com"
+        ));
+        assert!(!names_cluster(
+            &kc("https://api.dev.example.com.evil.net"),
+            "dev.example.com"
+        ));
+        let mut none = kc("https://api.dev.example.com");
+        none.current_context = None;
+        assert!(!names_cluster(&none, "dev.example.com"));
+    }
 
     #[test]
     fn minted_certificates_name_the_admin_and_chain_to_the_ca() {

@@ -28,9 +28,10 @@ pub fn public_server(spec: &Spec) -> String {
     format!("https://api.{}:{port}", c.metadata.name)
 }
 
-/// A client for the cluster: from `kubeconfig` when given, else an admin
-/// certificate minted from the CA in the state store. Returns the server
-/// it talks to, for messages.
+/// A client for the cluster: from `kubeconfig` when given; else from the
+/// usual kubeconfig (`KUBECONFIG`, `~/.kube/config`) when its current
+/// context is this cluster's API; else with an admin certificate minted
+/// from the CA in the state store. Returns what it talks to, for messages.
 async fn client(
     spec: &Spec,
     store: &StateStore,
@@ -43,6 +44,11 @@ async fn client(
         }
         None => {
             let server = public_server(spec);
+            if let Some(client) =
+                clusterctl::kubeconfig::usual_client_for(&spec.cluster.metadata.name).await
+            {
+                return Ok((client, format!("{server} (your kubeconfig)")));
+            }
             let text = clusterctl::kubeconfig::admin_kubeconfig(
                 store,
                 &spec.cluster.metadata.name,

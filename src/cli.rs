@@ -1,5 +1,6 @@
 //! Command-line types (clap) only; `main.rs` dispatches them.
 
+pub mod examples;
 pub mod preview;
 
 use std::path::PathBuf;
@@ -24,11 +25,67 @@ pub struct Cli {
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Human)]
     pub output: Format,
     /// More logging on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    /// At the default, stderr shows only errors and clusterctl's warnings.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log lines as text (the default for commands) or JSON. The in-cluster
+    /// components take their own `--log-format` after their subcommand.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = CliLogFormat::Text)]
+    pub log_format: CliLogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `clusterctl init`'s flags.
+#[derive(Debug, Args)]
+pub struct InitFlags {
+    /// The cluster's name, a DNS name (its API is `api.<name>`).
+    #[arg(long)]
+    pub name: String,
+    /// Availability zones, comma-separated (`eu-west-1a,eu-west-1b,eu-west-1c`).
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub zones: Vec<String>,
+    /// The AWS region (default: the zones').
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The state store, `s3://bucket/prefix`.
+    #[arg(long, value_name = "S3_URL")]
+    pub state: String,
+    /// The Route53 zone of the API's name (default: the name's parent domain).
+    #[arg(long)]
+    pub dns_zone: Option<String>,
+    /// public or private (default: private with 3 zones or more, else public).
+    #[arg(long)]
+    pub topology: Option<String>,
+    /// 1, or 3 (one per zone; the default with 3 zones or more).
+    #[arg(long)]
+    pub control_planes: Option<u32>,
+    /// The control planes' machine type.
+    #[arg(long, default_value = "t3.medium")]
+    pub control_plane_size: String,
+    /// The nodes' machine type.
+    #[arg(long, default_value = "t3.large")]
+    pub node_size: String,
+    /// How many nodes, `MIN:MAX` (default: one per zone to two per zone).
+    #[arg(long, value_name = "MIN:MAX")]
+    pub nodes: Option<String>,
+    /// The Kubernetes version.
+    #[arg(long, default_value = crate::commands::init::KUBERNETES_VERSION)]
+    pub kubernetes_version: String,
+    /// Write the spec to this new file (default: stdout); an existing file
+    /// is never replaced.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Log formats of the commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CliLogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Result formats.
@@ -122,6 +179,11 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Write a commented, valid spec for a new cluster from a few flags.
+    #[command(
+        after_help = "Examples:\n  clusterctl init --name dev.example.com --zones us-east-1a --state s3://example-state/clusters --out dev.yaml\n  clusterctl init --name prod.example.com --zones eu-west-1a,eu-west-1b,eu-west-1c --state s3://example-state/clusters --out prod.yaml"
+    )]
+    Init(InitFlags),
     /// Branch previews: one namespace, Ingress, DNS name and URL per git
     /// branch, deleted by gc when their TTL runs out.
     Preview {

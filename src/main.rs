@@ -8,7 +8,7 @@ mod commands;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use clusterctl::direct::Operation;
 use clusterctl::spec::SpecError;
 
@@ -19,7 +19,9 @@ use cli::{
 use commands::{AppError, Report};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Every command's help ends with examples (cli/examples.rs).
+    let matches = cli::examples::with_examples(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Command::NodeAutoscaler {
         command: None,
         cluster_name,
@@ -40,6 +42,34 @@ fn main() -> ExitCode {
     }
     if let Command::NodeCleanup { cleanup, runtime } = cli.command {
         return commands::node_cleanup::run(&cleanup, *runtime, cli.verbose);
+    }
+    if let Command::Init(flags) = &cli.command {
+        clusterctl::telemetry::init_cli(cli.verbose, clusterctl::telemetry::LogFormat::Text);
+        let args = commands::init::InitArgs {
+            name: flags.name.clone(),
+            zones: flags.zones.clone(),
+            region: flags.region.clone(),
+            state: flags.state.clone(),
+            dns_zone: flags.dns_zone.clone(),
+            topology: flags.topology.clone(),
+            control_planes: flags.control_planes,
+            control_plane_size: flags.control_plane_size.clone(),
+            node_size: flags.node_size.clone(),
+            nodes: flags.nodes.clone(),
+            kubernetes_version: flags.kubernetes_version.clone(),
+            out: flags.out.clone(),
+        };
+        let argv = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+        return match commands::init::run(&args, &argv) {
+            Ok(report) => print_report(report, cli.output),
+            Err(commands::init::InitError::Flags(msg)) => Cli::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, msg)
+                .exit(),
+            Err(commands::init::InitError::App(e)) => {
+                report_error(&e, cli.output);
+                ExitCode::from(1)
+            }
+        };
     }
     if let Command::Preview { command } = cli.command {
         return commands::preview::run(command, cli.verbose);
@@ -76,12 +106,13 @@ fn main() -> ExitCode {
         Command::Render { format, .. } => format.unwrap_or(cli.output),
         _ => cli.output,
     };
-    let log_format = if format == Format::Json {
-        clusterctl::telemetry::LogFormat::Json
-    } else {
-        clusterctl::telemetry::LogFormat::Auto
+    // Commands log text unless asked for JSON (`-o json` is the result's
+    // format, not the logs').
+    let log_format = match cli.log_format {
+        cli::CliLogFormat::Json => clusterctl::telemetry::LogFormat::Json,
+        cli::CliLogFormat::Text => clusterctl::telemetry::LogFormat::Text,
     };
-    clusterctl::telemetry::init(cli.verbose, log_format);
+    clusterctl::telemetry::init_cli(cli.verbose, log_format);
     match run(cli.command, format) {
         Ok(Some(report)) => print_report(report, format),
         Ok(None) => ExitCode::SUCCESS,
@@ -127,11 +158,48 @@ fn report_error(e: &AppError, format: Format) {
         }
         return;
     }
+    // No credentials, rejected ones, or a denied action: one line that says
+    // what to do, instead of the SDK's causes. A failed apply keeps its own
+    // line first (how many changes failed; the summary above says what was
+    // done).
+    if let AppError::Direct(clusterctl::direct::DirectError::Apply {
+        error: clusterctl::apply::ApplyError::Failed { failed, total },
+        ..
+    }) = e
+        && let Some((address, problem)) = failed.iter().find_map(|f| match &f.error {
+            clusterctl::apply::StepError::Cloud(c) => {
+                clusterctl::cloud::auth::diagnose(c).map(|p| (&f.address, p))
+            }
+            _ => None,
+        })
+    {
+        let _ = writeln!(
+            err,
+            "error: {} of {total} changes failed; {address}: {problem}",
+            failed.len()
+        );
+        return;
+    }
+    // (A transparent wrapper hands on its inner error's causes, not the
+    // inner error: look at the cloud error itself.)
+    let problem = match e {
+        AppError::Cloud(c) => clusterctl::cloud::auth::diagnose(c),
+        other => clusterctl::cloud::auth::diagnose(other),
+    };
+    if let Some(problem) = problem {
+        let _ = writeln!(err, "error: {problem}");
+        return;
+    }
     let _ = writeln!(err, "error: {e}");
     let mut last = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
-        let msg = s.to_string();
+        // An I/O cause reads as its reason, which the message before it
+        // already ends with when it names a file.
+        let msg = match s.downcast_ref::<std::io::Error>() {
+            Some(io) => clusterctl::io_reason(io),
+            None => s.to_string(),
+        };
         // Some libraries' errors end with their cause's text: print it once.
         if !last.contains(&msg) {
             let _ = writeln!(err, "  caused by: {msg}");
@@ -250,7 +318,7 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
             );
             return Ok(None);
         }
-        Command::Preview { .. } => return Ok(None),
+        Command::Preview { .. } | Command::Init(_) => return Ok(None),
         Command::NodeAutoscaler {
             command:
                 Some(NodeAutoscalerCommand::Simulate {

@@ -31,10 +31,31 @@ pub fn filter_for(verbose: u8) -> &'static str {
     }
 }
 
-/// Installs the global subscriber (once; later calls do nothing).
+/// The filter of the CLI commands: by default only clusterctl's own
+/// warnings (errors are printed by the command itself), so the AWS SDK's
+/// credential chain, hyper and kube stay quiet; `-v` and up as
+/// [`filter_for`].
+pub fn cli_filter_for(verbose: u8) -> &'static str {
+    match verbose {
+        0 => "off,clusterctl=warn",
+        v => filter_for(v),
+    }
+}
+
+/// Installs the global subscriber of a controller (once; later calls do
+/// nothing).
 pub fn init(verbose: u8, format: LogFormat) {
+    install(filter_for(verbose), format);
+}
+
+/// Installs the global subscriber of a CLI command: [`cli_filter_for`].
+pub fn init_cli(verbose: u8, format: LogFormat) {
+    install(cli_filter_for(verbose), format);
+}
+
+fn install(default_filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_for(verbose)));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -68,5 +89,9 @@ mod tests {
         // kube's duplicate connection errors stay quiet until -vv.
         assert!(filter_for(0).contains("kube_client::client::builder=off"));
         assert!(!filter_for(2).contains("=off"));
+        // The CLI hears only itself until -v.
+        assert_eq!(cli_filter_for(0), "off,clusterctl=warn");
+        assert!(tracing_subscriber::EnvFilter::try_new(cli_filter_for(0)).is_ok());
+        assert_eq!(cli_filter_for(1), filter_for(1));
     }
 }

@@ -6,6 +6,7 @@
 //! - [`Catalog`]: what the preflight asks before any change: zones,
 //!   instance-type offerings and architectures, images, DNS zones.
 
+pub mod auth;
 pub mod aws;
 mod clients;
 pub mod dns;
@@ -36,6 +37,8 @@ pub enum CloudError {
         /// Throttling, a timeout, a dropped connection or a 5xx answer:
         /// trying again later may succeed.
         transient: bool,
+        /// The IAM action, and what AWS answered.
+        detail: Box<CallDetail>,
         /// The SDK's error.
         #[source]
         source: Cause,
@@ -106,6 +109,17 @@ pub enum CloudError {
     },
 }
 
+/// The IAM action of a failed call, and AWS's answer.
+#[derive(Debug, Clone, Default)]
+pub struct CallDetail {
+    /// `ec2:DescribeVpcs`.
+    pub action: String,
+    /// AWS's error code, when AWS answered (`AccessDenied`).
+    pub code: Option<String>,
+    /// AWS's message, when AWS answered.
+    pub message: Option<String>,
+}
+
 impl CloudError {
     /// Trying again later may succeed.
     pub fn is_transient(&self) -> bool {
@@ -119,10 +133,14 @@ impl CloudError {
     }
 }
 
-/// Whether an error is worth trying again.
+/// Whether an error is worth trying again, and what AWS said.
 pub trait Transience {
     /// Throttling, a timeout, a dropped connection or a 5xx answer.
     fn is_transient(&self) -> bool;
+    /// AWS's error code and message, when AWS answered.
+    fn aws_error(&self) -> Option<(String, Option<String>)> {
+        None
+    }
 }
 
 /// Error codes AWS services use for throttling.
@@ -155,6 +173,16 @@ impl<E: aws_sdk_ec2::error::ProvideErrorMetadata> Transience
             _ => false,
         }
     }
+
+    fn aws_error(&self) -> Option<(String, Option<String>)> {
+        match self {
+            aws_sdk_ec2::error::SdkError::ServiceError(s) => Some((
+                s.err().code()?.to_string(),
+                s.err().message().map(str::to_string),
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl Transience for aws_sdk_iam::error::BuildError {
@@ -168,10 +196,16 @@ pub(crate) fn call_error<E>(op: &str, address: &str, e: E) -> CloudError
 where
     E: std::error::Error + Transience + Send + Sync + 'static,
 {
+    let (code, message) = e.aws_error().map_or((None, None), |(c, m)| (Some(c), m));
     CloudError::Call {
         op: op.to_string(),
         address: address.to_string(),
         transient: e.is_transient(),
+        detail: Box::new(CallDetail {
+            action: auth::action::<E>(op),
+            code,
+            message,
+        }),
         source: Box::new(e),
     }
 }

@@ -6,6 +6,7 @@
 pub mod addons;
 pub mod apply;
 pub mod component;
+pub mod init;
 pub mod janitor;
 pub mod node_autoscaler;
 pub mod node_cleanup;
@@ -76,6 +77,16 @@ pub enum AppError {
     /// Writing to stdout (or a file named on the command line) failed.
     #[error("writing output")]
     Io(#[from] std::io::Error),
+    /// A file named on the command line cannot be written (or exists
+    /// where a new one was asked for).
+    #[error("cannot write {}: {}", path.display(), clusterctl::io_reason(source))]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// JSON output failed.
     #[error("serialising output")]
     Json(#[from] serde_json::Error),

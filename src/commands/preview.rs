@@ -80,7 +80,7 @@ pub fn run(command: PreviewCommand, verbose: u8) -> ExitCode {
     {
         return gc(state, region, default_ttl, output, *runtime, verbose);
     }
-    telemetry::init(verbose, LogFormat::Text);
+    telemetry::init_cli(verbose, LogFormat::Text);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -26,7 +26,7 @@ pub enum RenderError {
     #[error("serialising the model: {0}")]
     Serialize(#[source] serde_json::Error),
     /// Writing the output failed.
-    #[error("writing {path}: {source}")]
+    #[error("cannot write {}: {}", path.display(), crate::io_reason(source))]
     Write {
         /// The path.
         path: PathBuf,

@@ -58,7 +58,7 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     /// The file could not be read.
-    #[error("cannot read spec file {path}: {source}")]
+    #[error("cannot read spec file {path}: {}", crate::io_reason(source))]
     Read {
         /// The file.
         path: String,

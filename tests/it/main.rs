@@ -11,6 +11,7 @@ mod cli;
 pub mod component;
 mod direct;
 mod faults;
+mod first_contact;
 mod fuzz;
 mod invalid_specs;
 mod janitor;

@@ -78,6 +78,15 @@ impl Moto {
         Some(moto)
     }
 
+    /// Starts moto_server behind the test proxy with `options` (faults).
+    pub fn start_proxied(options: crate::proxy::Options) -> Option<Moto> {
+        let mut moto = Moto::start()?;
+        let proxy = crate::proxy::Proxy::start(&moto.endpoint, options);
+        moto.endpoint = proxy.endpoint.clone();
+        moto._proxy = Some(proxy);
+        Some(moto)
+    }
+
     /// Requests the serialising proxy has passed to moto_server (None
     /// without one).
     pub fn proxied_requests(&self) -> Option<u64> {

@@ -33,6 +33,12 @@ pub struct Options {
     /// on it is answered (not forwarded) and DescribeScalingActivities
     /// reports the failed launch, as AWS would.
     pub no_capacity_for: Option<&'static str>,
+    /// An EC2 action (`CreateSecurityGroup`) that is denied, answered as
+    /// AWS answers a caller whose policy does not allow it.
+    pub deny_ec2_action: Option<&'static str>,
+    /// Every request is answered as AWS answers unknown credentials
+    /// (`InvalidClientTokenId`, 403).
+    pub reject_credentials: bool,
 }
 
 /// A running proxy; it stops with the test process.
@@ -208,6 +214,28 @@ impl Shared {
             && let Some(r) = self.no_capacity(asg, &body)
         {
             return r;
+        }
+        if self.options.reject_credentials {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            return Response::builder()
+                .status(403)
+                .header("content-type", "text/xml")
+                .body(Full::new(Bytes::from(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>reject</RequestId></ErrorResponse>",
+                )))
+                .unwrap();
+        }
+        if let Some(action) = self.options.deny_ec2_action
+            && String::from_utf8_lossy(&body).contains(&format!("Action={action}&"))
+        {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            return Response::builder()
+                .status(403)
+                .header("content-type", "text/xml")
+                .body(Full::new(Bytes::from(format!(
+                    "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation. User: arn:aws:iam::123456789012:user/test is not authorized to perform: ec2:{action} because no identity-based policy allows the ec2:{action} action</Message></Error></Errors><RequestID>deny</RequestID></Response>"
+                ))))
+                .unwrap();
         }
         let n = self.seen.fetch_add(1, Ordering::Relaxed);
         if let Some(every) = self.options.throttle_every

@@ -50,7 +50,10 @@ impl std::fmt::Display for Failure {
             f,
             "{}: {}",
             self.address,
-            crate::cloud::error_chain(&self.error)
+            match &self.error {
+                StepError::Cloud(c) => crate::cloud::describe(c),
+                other => crate::cloud::error_chain(other),
+            }
         )
     }
 }
@@ -152,9 +155,7 @@ pub async fn apply(
                     progress.done(
                         Action::Delete,
                         &change.address,
-                        &res.as_ref()
-                            .map(|_| ())
-                            .map_err(|e| crate::cloud::error_chain(e)),
+                        &res.as_ref().map(|_| ()).map_err(crate::cloud::describe),
                     );
                     res
                 }
@@ -260,9 +261,7 @@ pub async fn apply(
                         progress.done(
                             change.action,
                             &change.address,
-                            &res.as_ref()
-                                .map(|_| ())
-                                .map_err(|e| crate::cloud::error_chain(e)),
+                            &res.as_ref().map(|_| ()).map_err(crate::cloud::describe),
                         );
                         res
                     }

@@ -210,6 +210,29 @@ where
     }
 }
 
+/// A failed cloud call in one line for a person: an access problem as
+/// [`auth::diagnose`] says it; AWS's code and message when AWS answered
+/// (not the SDK's wrappers around them); else the chain of causes.
+pub fn describe(e: &CloudError) -> String {
+    if let Some(p) = auth::diagnose(e) {
+        return p.to_string();
+    }
+    if let CloudError::Call {
+        op,
+        address,
+        detail,
+        ..
+    } = e
+        && let Some(code) = &detail.code
+    {
+        return match &detail.message {
+            Some(m) if !m.is_empty() => format!("{op} {address} failed: {code}: {m}"),
+            _ => format!("{op} {address} failed: {code}"),
+        };
+    }
+    error_chain(e)
+}
+
 /// An error and its causes, joined with `: ` (for one-line reports).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();

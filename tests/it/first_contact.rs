@@ -320,7 +320,15 @@ fn a_denied_action_is_named_and_the_apply_summary_still_says_what_was_done() {
     );
     // What was done before the refusal is reported (the VPC, for one).
     let all = format!("{}{err}", text(&out.stdout));
-    assert!(all.contains("aws_vpc"), "{all}");
+    assert!(all.contains("aws_vpc.dev-example-com: created"), "{all}");
+    // The failed changes say what AWS said, not the SDK's debug text.
+    assert!(
+        all.contains(
+            "aws_security_group.nodes-dev-example-com: FAILED: AWS denied ec2:CreateSecurityGroup"
+        ),
+        "{all}"
+    );
+    assert!(!all.contains("Error {"), "{all}");
     assert_quiet_and_once("denied apply", &out);
 }
 

@@ -11,8 +11,13 @@ use super::{AppError, Report};
 
 /// Reads a snapshot (YAML or JSON).
 pub fn read_snapshot(path: &Path) -> Result<Snapshot, AppError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| AppError::Usage(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        AppError::Usage(format!(
+            "cannot read snapshot {}: {}",
+            path.display(),
+            clusterctl::io_reason(&e)
+        ))
+    })?;
     let de = serde_norway::Deserializer::from_str(&text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let at = e.path().to_string();

@@ -381,6 +381,48 @@ fn failures_print_each_cause_once() {
         "bad spec",
         s(&["plan", "-f", "tests/fixtures/invalid/unknown-cni.yaml"]),
     ));
+    for cmd in [
+        vec!["state", "pull", "--dir", "/tmp/never"],
+        vec!["force-unlock", "some-id"],
+        vec!["addons", "apply"],
+        vec!["secrets", "delete", "--yes"],
+    ] {
+        let mut a = cmd.clone();
+        a.extend(["-f", "/nonexistent/cluster.yaml"]);
+        runs.push(("missing file", s(&a)));
+    }
+    // The components' own files.
+    for (args, want) in [
+        (
+            vec!["janitor", "--kubeconfig", "/nonexistent/kc"],
+            "error: cannot read kubeconfig /nonexistent/kc: no such file\n",
+        ),
+        (
+            vec![
+                "preview",
+                "gc",
+                "--once",
+                "--state",
+                "s3://b/p",
+                "--kubeconfig",
+                "/nonexistent/kc",
+            ],
+            "error: cannot read kubeconfig /nonexistent/kc: no such file\n",
+        ),
+        (
+            vec![
+                "node-autoscaler",
+                "simulate",
+                "--snapshot",
+                "/nonexistent/s.yaml",
+            ],
+            "error: cannot read snapshot /nonexistent/s.yaml: no such file\n",
+        ),
+    ] {
+        let out = clusterctl(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(text(&out.stderr), want, "{args:?}");
+    }
     for (what, args) in &runs {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = clusterctl(&argv);

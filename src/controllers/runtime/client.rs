@@ -7,7 +7,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No configuration was found or it does not load.
-    #[error("no Kubernetes configuration: {0}")]
+    #[error("{0}")]
     Config(String),
     /// The client could not be built.
     #[error("building the Kubernetes client")]
@@ -29,15 +29,24 @@ pub struct Clients {
 pub async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, ClientError> {
     match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ClientError::Config(format!(
+                    "cannot read kubeconfig {}: {}",
+                    path.display(),
+                    crate::io_reason(&e)
+                ))
+            })?;
+            let kc = kube::config::Kubeconfig::from_yaml(&text)
                 .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
                 .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
         }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| ClientError::Config(e.to_string())),
+        None => kube::Config::infer().await.map_err(|e| {
+            ClientError::Config(format!(
+                "no Kubernetes configuration (--kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster): {e}"
+            ))
+        }),
     }
 }
 

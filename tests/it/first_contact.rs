@@ -471,7 +471,7 @@ fn failures_print_each_cause_once() {
             .bucket("example-clusterctl-state")
             .key("clusters/dev.example.com/lock")
             .body(aws_sdk_s3::primitives::ByteStream::from_static(
-                br#"{"id":"someone-else","who":"alice@laptop","operation":"apply","created":"2026-12-03T00:00:00Z"}"#,
+                br#"{"ID":"someone-else","Operation":"apply","Who":"alice@laptop (pid 7)","Version":"0.1.0","Created":"2026-12-03T00:00:00Z","Path":"clusters/dev.example.com/lock"}"#,
             ))
             .send(),
     )
@@ -479,4 +479,9 @@ fn failures_print_each_cause_once() {
     let out = run(&["apply", "-f", "examples/dev.yaml", "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert_quiet_and_once("lock held", &out);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("alice@laptop") && err.contains("force-unlock"),
+        "{err}"
+    );
 }

@@ -1,20 +1,29 @@
 """A fault-free HTTP proxy that counts requests: the benchmark's independent
 count of AWS API calls (clusterctl's own count comes from an SDK interceptor).
 
-    python countproxy.py UPSTREAM_URL PORT_FILE
+    python countproxy.py UPSTREAM_URL PORT_FILE [LATENCY_MS [JITTER_MS]]
 
 Listens on a free port of 127.0.0.1 (written to PORT_FILE), forwards every
 request to UPSTREAM_URL unchanged and returns the response. GET /__count
 returns the number of requests forwarded so far; it is not counted itself.
+
+With LATENCY_MS, every forwarded request is held that long (plus or minus a
+uniform JITTER_MS) before it goes upstream, as a real AWS endpoint answers
+in 50 to 150 ms where moto_server answers in about one. Requests are
+served on threads of their own, so concurrent requests wait concurrently.
 """
 
 import http.client
 import http.server
+import random
 import sys
 import threading
+import time
 import urllib.parse
 
 UPSTREAM = urllib.parse.urlsplit(sys.argv[1])
+LATENCY_S = float(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.0
+JITTER_S = float(sys.argv[4]) / 1000 if len(sys.argv) > 4 else 0.0
 COUNT = 0
 LOCK = threading.Lock()
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
@@ -37,6 +46,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         with LOCK:
             COUNT += 1
+        if LATENCY_S > 0:
+            time.sleep(max(0.0, LATENCY_S + random.uniform(-JITTER_S, JITTER_S)))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}

@@ -301,18 +301,54 @@ impl AwsCloud {
 #[async_trait::async_trait]
 impl Cloud for AwsCloud {
     async fn discover(&self, model: &Model) -> Result<Discovery, CloudError> {
+        // Areas that do not read each other's ids run at once, in three
+        // waves: the network then its security groups, IAM and the state
+        // objects; then launch templates and load balancers (they name
+        // subnets, groups and profiles by id); then DNS records (they name
+        // load balancers) and Auto Scaling groups (templates, target
+        // groups). Each area keeps its own id → address map, merged between
+        // waves. Calls within an area stay in order (pagination included).
         let names = Names::of(model);
         let mut by_id: HashMap<String, String> = HashMap::new();
-        let scan = network::scan(self).await?;
-        let mut out = network::discover(self, &names, &scan, &mut by_id).await?;
-        out.extend(security::discover(self, model, &names, &scan, &mut by_id).await?);
-        out.extend(iam::discover(self, &names, &mut by_id).await?);
-        out.extend(objects::discover(self, model).await?);
-        out.extend(launch_templates::discover_lts(self, &mut by_id).await?);
-        let (lbs, lb_dns) = edge::discover(self, model, &mut by_id).await?;
-        out.extend(lbs);
-        out.extend(dns::discover_dns(self, model, &lb_dns).await?);
-        out.extend(compute::discover_asgs(self, &by_id).await?);
+        let ((scan, net, net_ids), (roles, iam_ids), objs) = tokio::try_join!(
+            async {
+                let mut ids = HashMap::new();
+                let scan = network::scan(self).await?;
+                let mut out = network::discover(self, &names, &scan, &mut ids).await?;
+                out.extend(security::discover(self, model, &names, &scan, &mut ids).await?);
+                Ok::<_, CloudError>((scan, out, ids))
+            },
+            async {
+                let mut ids = HashMap::new();
+                let out = iam::discover(self, &names, &mut ids).await?;
+                Ok::<_, CloudError>((out, ids))
+            },
+            objects::discover(self, model),
+        )?;
+        by_id.extend(net_ids);
+        by_id.extend(iam_ids);
+        let ((lts, lt_ids), ((lbs, lb_dns), lb_ids)) = tokio::try_join!(
+            async {
+                let mut ids = by_id.clone();
+                let out = launch_templates::discover_lts(self, &mut ids).await?;
+                Ok::<_, CloudError>((out, ids))
+            },
+            async {
+                let mut ids = by_id.clone();
+                let out = edge::discover(self, model, &mut ids).await?;
+                Ok::<_, CloudError>((out, ids))
+            },
+        )?;
+        by_id.extend(lt_ids);
+        by_id.extend(lb_ids);
+        let (records, asgs) = tokio::try_join!(
+            dns::discover_dns(self, model, &lb_dns),
+            compute::discover_asgs(self, &by_id),
+        )?;
+        let mut out = net;
+        for part in [roles, objs, lts, lbs, records, asgs] {
+            out.extend(part);
+        }
         let untouched = untouched::report(self, &scan, &out).await?;
         Ok(Discovery {
             actual: out,

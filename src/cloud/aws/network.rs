@@ -63,46 +63,63 @@ pub(super) async fn scan(cloud: &AwsCloud) -> Result<VpcScan, CloudError> {
     if scan.vpc_ids.is_empty() {
         return Ok(scan);
     }
-    scan.subnets = cloud
-        .ec2
-        .describe_subnets()
-        .filters(scan.in_vpcs())
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .map_err(|e| err("DescribeSubnets", "aws_subnet", e))?;
-    scan.route_tables = cloud
-        .ec2
-        .describe_route_tables()
-        .filters(scan.in_vpcs())
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .map_err(|e| err("DescribeRouteTables", "aws_route_table", e))?;
-    scan.security_groups = cloud
-        .ec2
-        .describe_security_groups()
-        .filters(scan.in_vpcs())
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .map_err(|e| err("DescribeSecurityGroups", "aws_security_group", e))?;
-    scan.nat_gateways = cloud
-        .ec2
-        .describe_nat_gateways()
-        .filter(scan.in_vpcs())
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .map_err(|e| err("DescribeNatGateways", "aws_nat_gateway", e))?;
+    // What the VPCs hold: four independent describes at once (each
+    // paginated in order).
+    let in_vpcs = scan.in_vpcs();
+    let (subnets, route_tables, security_groups, nat_gateways) = tokio::try_join!(
+        async {
+            cloud
+                .ec2
+                .describe_subnets()
+                .filters(in_vpcs.clone())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeSubnets", "aws_subnet", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_route_tables()
+                .filters(in_vpcs.clone())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeRouteTables", "aws_route_table", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_security_groups()
+                .filters(in_vpcs.clone())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeSecurityGroups", "aws_security_group", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_nat_gateways()
+                .filter(in_vpcs.clone())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeNatGateways", "aws_nat_gateway", e))
+        },
+    )?;
+    scan.subnets = subnets;
+    scan.route_tables = route_tables;
+    scan.security_groups = security_groups;
+    scan.nat_gateways = nat_gateways;
     Ok(scan)
 }
 
@@ -121,37 +138,66 @@ pub(super) async fn discover(
     by_id: &mut HashMap<String, String>,
 ) -> Result<Vec<Actual>, CloudError> {
     let mut out: Vec<Actual> = Vec::new();
-    for v in &scan.vpcs {
+    // The VPCs' two DNS attributes, the internet gateways and the Elastic
+    // IPs do not depend on each other: asked at once.
+    let attribute = |id: String, attr: ec2::VpcAttributeName| async move {
+        let r = cloud
+            .ec2
+            .describe_vpc_attribute()
+            .vpc_id(&id)
+            .attribute(attr.clone())
+            .send()
+            .await
+            .map_err(|e| err("DescribeVpcAttribute", &id, e))?;
+        let on = match attr {
+            ec2::VpcAttributeName::EnableDnsHostnames => {
+                r.enable_dns_hostnames().and_then(|x| x.value())
+            }
+            _ => r.enable_dns_support().and_then(|x| x.value()),
+        };
+        Ok::<_, CloudError>(on.unwrap_or(false))
+    };
+    let (dns_attrs, igws, eips) = tokio::try_join!(
+        futures::future::try_join_all(scan.vpcs.iter().map(|v| {
+            let id = v.vpc_id().unwrap_or_default().to_string();
+            async move {
+                tokio::try_join!(
+                    attribute(id.clone(), ec2::VpcAttributeName::EnableDnsHostnames),
+                    attribute(id, ec2::VpcAttributeName::EnableDnsSupport),
+                )
+            }
+        })),
+        async {
+            cloud
+                .ec2
+                .describe_internet_gateways()
+                .filters(cloud.owned_filter())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<ec2::InternetGateway>, _>>()
+                .await
+                .map_err(|e| err("DescribeInternetGateways", "aws_internet_gateway", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_addresses()
+                .filters(cloud.owned_filter())
+                .send()
+                .await
+                .map_err(|e| err("DescribeAddresses", "aws_eip", e))
+        },
+    )?;
+    for (v, (hostnames, support)) in scan.vpcs.iter().zip(dns_attrs) {
         let id = v.vpc_id().unwrap_or_default();
         let mut a = Attrs::new();
         a.insert(
             "cidr_block".into(),
             v.cidr_block().unwrap_or_default().into(),
         );
-        for (attr, name) in [
-            (
-                ec2::VpcAttributeName::EnableDnsHostnames,
-                "enable_dns_hostnames",
-            ),
-            (
-                ec2::VpcAttributeName::EnableDnsSupport,
-                "enable_dns_support",
-            ),
-        ] {
-            let r = cloud
-                .ec2
-                .describe_vpc_attribute()
-                .vpc_id(id)
-                .attribute(attr)
-                .send()
-                .await
-                .map_err(|e| err("DescribeVpcAttribute", id, e))?;
-            let on = match name {
-                "enable_dns_hostnames" => r.enable_dns_hostnames().and_then(|x| x.value()),
-                _ => r.enable_dns_support().and_then(|x| x.value()),
-            };
-            a.insert(name.into(), on.unwrap_or(false).to_string());
-        }
+        a.insert("enable_dns_hostnames".into(), hostnames.to_string());
+        a.insert("enable_dns_support".into(), support.to_string());
         let act = cloud.actual(Kind::Vpc, names, id, v.tags(), a);
         by_id.insert(id.into(), act.address.clone());
         out.push(act);
@@ -160,16 +206,6 @@ pub(super) async fn discover(
         by_id.get(id).cloned().unwrap_or_else(|| id.to_string())
     };
 
-    let igws: Vec<ec2::InternetGateway> = cloud
-        .ec2
-        .describe_internet_gateways()
-        .filters(cloud.owned_filter())
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .map_err(|e| err("DescribeInternetGateways", "aws_internet_gateway", e))?;
     for g in &igws {
         let mut a = Attrs::new();
         if let Some(vpc) = g.attachments().first().and_then(|x| x.vpc_id()) {
@@ -214,13 +250,6 @@ pub(super) async fn discover(
         out.push(act);
     }
 
-    let eips = cloud
-        .ec2
-        .describe_addresses()
-        .filters(cloud.owned_filter())
-        .send()
-        .await
-        .map_err(|e| err("DescribeAddresses", "aws_eip", e))?;
     for e in eips.addresses() {
         let act = cloud.actual(
             Kind::Eip,

@@ -2,6 +2,7 @@
 //! at once with file, line, column and field path, filling in defaults, and
 //! the typed result the model is built from.
 
+mod addon_checks;
 pub mod defaults;
 pub mod location;
 mod networks;

@@ -371,11 +371,8 @@ pub enum AddonsCommand {
         spec: SpecArg,
         #[command(flatten)]
         output: OutputArg,
-        /// Reach the API with this kubeconfig. Without it: the usual
-        /// kubeconfig when its current context is this cluster's API, else
-        /// an admin certificate minted for `https://api.<cluster>`.
-        #[arg(long, value_name = "FILE", env = "CLUSTERCTL_API_KUBECONFIG")]
-        kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiKubeconfig,
         /// How long to wait for the API to answer.
         #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = parse_lock_timeout)]
         api_timeout: LockTimeout,
@@ -388,12 +385,19 @@ pub enum AddonsCommand {
         spec: SpecArg,
         #[command(flatten)]
         output: OutputArg,
-        /// Reach the API with this kubeconfig. Without it: the usual
-        /// kubeconfig when its current context is this cluster's API, else
-        /// an admin certificate minted for `https://api.<cluster>`.
-        #[arg(long, value_name = "FILE", env = "CLUSTERCTL_API_KUBECONFIG")]
-        kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiKubeconfig,
     },
+}
+
+/// How `addons` commands reach the cluster's API.
+#[derive(Debug, Args)]
+pub struct ApiKubeconfig {
+    /// Reach the API with this kubeconfig. Without it: the usual
+    /// kubeconfig when its current context is this cluster's API, else an
+    /// admin certificate minted for `https://api.<cluster>`.
+    #[arg(long, value_name = "FILE", env = "CLUSTERCTL_API_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// A `--lock-timeout` value.

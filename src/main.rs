@@ -274,16 +274,14 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
             command:
                 AddonsCommand::Apply {
                     spec,
-                    kubeconfig,
+                    api,
                     api_timeout,
                     ..
                 },
-        } => commands::addons::apply(&spec.file, kubeconfig.as_deref(), api_timeout.0)?,
+        } => commands::addons::apply(&spec.file, api.kubeconfig.as_deref(), api_timeout.0)?,
         Command::Addons {
-            command: AddonsCommand::Plan {
-                spec, kubeconfig, ..
-            },
-        } => commands::addons::plan(&spec.file, kubeconfig.as_deref())?,
+            command: AddonsCommand::Plan { spec, api, .. },
+        } => commands::addons::plan(&spec.file, api.kubeconfig.as_deref())?,
         Command::BootstrapToken {
             command:
                 TokenCommand::Rotate {

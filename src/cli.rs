@@ -151,6 +151,9 @@ pub enum Command {
         /// Save the plan, with the state serial it was made against.
         #[arg(long = "out", value_name = "FILE")]
         out: Option<PathBuf>,
+        /// AWS requests in flight at once, per service.
+        #[arg(long, default_value_t = clusterctl::cloud::DEFAULT_PARALLELISM)]
+        parallelism: usize,
     },
     /// Create or update the cluster's AWS resources (direct target): from a
     /// spec with --yes, or from a plan saved by `plan --out`.
@@ -283,8 +286,8 @@ pub enum Command {
 /// Options of mutating commands.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Changes made at once.
-    #[arg(long, default_value_t = 10)]
+    /// Changes made at once, and AWS requests in flight at once per service.
+    #[arg(long, default_value_t = clusterctl::cloud::DEFAULT_PARALLELISM)]
     pub parallelism: usize,
     /// Wait up to this long for the state lock (e.g. 30s, 5m) instead of failing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_lock_timeout)]

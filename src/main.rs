@@ -219,8 +219,9 @@ fn run(command: Command, format: Format) -> Result<Option<Report>, AppError> {
             spec,
             detailed_exitcode,
             out,
+            parallelism,
             ..
-        } => commands::plan::run(&spec.file, out.as_deref(), detailed_exitcode)?,
+        } => commands::plan::run(&spec.file, out.as_deref(), detailed_exitcode, parallelism)?,
         Command::Apply {
             file,
             plan,

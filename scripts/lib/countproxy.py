@@ -11,9 +11,15 @@ With LATENCY_MS, every forwarded request is held that long (plus or minus a
 uniform JITTER_MS) before it goes upstream, as a real AWS endpoint answers
 in 50 to 150 ms where moto_server answers in about one. Requests are
 served on threads of their own, so concurrent requests wait concurrently.
+
+With COUNTPROXY_TRACE=FILE in the environment, each forwarded request
+appends a line to FILE: its start and end (seconds since the epoch), the
+time spent upstream, and what it asked (the Action, the X-Amz-Target, or
+the method and path), which shows a run's chain of round trips.
 """
 
 import http.client
+import os
 import http.server
 import random
 import sys
@@ -26,11 +32,16 @@ LATENCY_S = float(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.0
 JITTER_S = float(sys.argv[4]) / 1000 if len(sys.argv) > 4 else 0.0
 COUNT = 0
 LOCK = threading.Lock()
+TRACE = os.environ.get("COUNTPROXY_TRACE")
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on,
+    # the second waits for the client's delayed ACK (about 40 ms), a cost
+    # of this proxy that no AWS endpoint has.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
@@ -46,6 +57,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         with LOCK:
             COUNT += 1
+        started = time.time()
         if LATENCY_S > 0:
             time.sleep(max(0.0, LATENCY_S + random.uniform(-JITTER_S, JITTER_S)))
         length = int(self.headers.get("Content-Length") or 0)
@@ -57,8 +69,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=120)
         try:
             conn.request(self.command, self.path, body=body, headers=headers)
+            upstream = time.time()
             resp = conn.getresponse()
             data = resp.read()
+            upstream = time.time() - upstream
         except OSError as e:
             # Say so instead of dropping the connection (which the SDK would
             # retry, and the count would grow).
@@ -79,6 +93,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(data)
         conn.close()
+        if TRACE:
+            self.trace(started, upstream, body)
+
+    def trace(self, started, upstream, body):
+        what = self.headers.get("X-Amz-Target")
+        if not what and body:
+            form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+            what = (form.get("Action") or [None])[0]
+        what = what or f"{self.command} {self.path.split('?')[0]}"
+        with LOCK, open(TRACE, "a", encoding="utf-8") as f:
+            f.write(f"{started:.3f} {time.time():.3f} {upstream:.3f} {what}\n")
 
     def read_chunked(self):
         out = b""

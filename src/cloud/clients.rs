@@ -92,14 +92,23 @@ impl aws_sdk_ec2::config::Intercept for AttemptCounter {
     }
 }
 
+/// AWS requests in flight per service unless `--parallelism` says otherwise.
+pub const DEFAULT_PARALLELISM: usize = 10;
+
 /// Attempts per call: throttling at scale (kops#7111) needs more than the
 /// SDK's default 3; backoff with jitter comes from the SDK's standard mode.
 pub const MAX_ATTEMPTS: u32 = 8;
 
 impl Clients {
     /// Loads the AWS configuration (environment, profile, instance role)
-    /// for `region`.
+    /// for `region`, with [`DEFAULT_PARALLELISM`] requests at once per service.
     pub async fn load(region: &str) -> Clients {
+        Clients::load_bounded(region, DEFAULT_PARALLELISM).await
+    }
+
+    /// As [`Clients::load`], with at most `parallelism` requests in flight
+    /// per service.
+    pub async fn load_bounded(region: &str, parallelism: usize) -> Clients {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(
                 aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS),
@@ -108,45 +117,67 @@ impl Clients {
             .load()
             .await;
         let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        Clients::from_sdk(&config, custom_endpoint)
+        Clients::from_sdk_bounded(&config, custom_endpoint, parallelism)
     }
 
     /// Clients from an SDK configuration; `path_style` for S3 emulators.
     pub fn from_sdk(config: &aws_config::SdkConfig, path_style: bool) -> Clients {
+        Clients::from_sdk_bounded(config, path_style, DEFAULT_PARALLELISM)
+    }
+
+    /// As [`Clients::from_sdk`], with at most `parallelism` requests in
+    /// flight per service (each service has its own bound: AWS throttles
+    /// per API, and one busy service must not hold up the others).
+    pub fn from_sdk_bounded(
+        config: &aws_config::SdkConfig,
+        path_style: bool,
+        parallelism: usize,
+    ) -> Clients {
         let attempts = AttemptCounter::default();
+        let http = config
+            .http_client()
+            .unwrap_or_else(super::bounded::default_https_client);
+        let bound = || super::bounded::Bounded::new(http.clone(), parallelism);
         let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(path_style)
+            .http_client(bound())
             .interceptor(attempts.clone())
             .build();
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
             ec2: aws_sdk_ec2::Client::from_conf(
                 aws_sdk_ec2::config::Builder::from(config)
+                    .http_client(bound())
                     .interceptor(attempts.clone())
                     .build(),
             ),
             iam: aws_sdk_iam::Client::from_conf(
                 aws_sdk_iam::config::Builder::from(config)
+                    .http_client(bound())
                     .interceptor(attempts.clone())
                     .build(),
             ),
             autoscaling: aws_sdk_autoscaling::Client::from_conf(
                 aws_sdk_autoscaling::config::Builder::from(config)
+                    .http_client(bound())
                     .interceptor(attempts.clone())
                     .build(),
             ),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
                 aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
+                    .http_client(bound())
                     .interceptor(attempts.clone())
                     .build(),
             ),
             route53: aws_sdk_route53::Client::from_conf(
                 aws_sdk_route53::config::Builder::from(config)
+                    .http_client(bound())
                     .interceptor(attempts.clone())
                     .build(),
             ),
             sts: aws_sdk_sts::Client::from_conf(
                 aws_sdk_sts::config::Builder::from(config)
+                    .http_client(bound())
                     .interceptor(attempts.clone())
                     .build(),
             ),

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod bounded;
 mod clients;
 pub mod dns;
 pub mod fake;
@@ -15,7 +16,7 @@ pub mod fake;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-pub use clients::{AttemptCounter, Clients, MAX_ATTEMPTS};
+pub use clients::{AttemptCounter, Clients, DEFAULT_PARALLELISM, MAX_ATTEMPTS};
 
 use crate::model::{Model, Resource};
 pub use crate::resource::Actual;

@@ -68,7 +68,7 @@ pub fn run(
     let m = clusterctl::model::build(s)?;
     let lock_timeout: Option<Duration> = args.lock_timeout.map(|d| d.0);
     runtime()?.block_on(async {
-        let mut d = Direct::connect(s, m).await?;
+        let mut d = Direct::connect(s, m, args.parallelism).await?;
         match (&saved, op) {
             (_, Operation::Destroy) => {}
             (Some(p), Operation::Apply) => d.pin_images(&p.images).await?,

@@ -11,13 +11,17 @@ use super::{AppError, Report, ownership_note, runtime};
 
 /// Plans `file`; `out` saves the plan; with `detailed_exitcode` a plan
 /// with changes exits 2.
-pub fn run(file: &Path, out: Option<&Path>, detailed_exitcode: bool) -> Result<Report, AppError> {
+pub fn run(
+    file: &Path,
+    out: Option<&Path>,
+    detailed_exitcode: bool,
+    parallelism: usize,
+) -> Result<Report, AppError> {
     let s = Spec::load(file)?;
     let m = clusterctl::model::build(&s)?;
     runtime()?.block_on(async {
-        let mut d = Direct::connect(&s, m).await?;
-        d.resolve_images().await?;
-        let (mut plan, _) = d.plan().await?;
+        let mut d = Direct::connect(&s, m, parallelism).await?;
+        let (mut plan, _) = d.resolve_and_plan().await?;
         if let Some(path) = out {
             plan.spec = Some(clusterctl::plan::SavedSpec {
                 file: file.display().to_string(),
@@ -48,6 +52,7 @@ pub fn run(file: &Path, out: Option<&Path>, detailed_exitcode: bool) -> Result<R
             "plan": plan,
             "summary": plan.summary(),
             "apiCalls": d.calls.operations(),
+            "retries": d.calls.retries(),
         });
         let report = Report::ok(human, json);
         Ok(if detailed_exitcode && !plan.is_empty() {

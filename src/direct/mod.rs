@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::apply::{ApplyError, Progress, apply};
 use crate::cloud::aws::{AwsCatalog, AwsCloud};
-use crate::cloud::{AttemptCounter, Catalog, Cloud, CloudError, IdMap, ImageInfo};
+use crate::cloud::{AttemptCounter, Catalog, Cloud, CloudError, Discovery, IdMap, ImageInfo};
 use crate::model::{Model, state_location};
 use crate::plan::Plan;
 use crate::resource::Kind;
@@ -166,9 +166,15 @@ pub struct Direct {
 impl Direct {
     /// Connects with the standard AWS configuration (AWS_ENDPOINT_URL for an
     /// emulator). Plan and apply then call [`Direct::resolve_images`];
-    /// destroy needs no images (and must work when they are gone).
-    pub async fn connect(spec: &Spec, model: Model) -> Result<Direct, DirectError> {
-        let clients = crate::cloud::Clients::load(&spec.cluster.spec.region).await;
+    /// destroy needs no images (and must work when they are gone). Each
+    /// AWS service gets at most `parallelism` requests at once.
+    pub async fn connect(
+        spec: &Spec,
+        model: Model,
+        parallelism: usize,
+    ) -> Result<Direct, DirectError> {
+        let clients =
+            crate::cloud::Clients::load_bounded(&spec.cluster.spec.region, parallelism).await;
         let (bucket, prefix) =
             state_location(&spec.cluster.spec.state_store, &spec.cluster.metadata.name);
         let store = clients
@@ -208,30 +214,67 @@ impl Direct {
 
     /// Plans `op` against what exists: for an apply, after the preflight.
     pub async fn plan_for(&self, op: Operation) -> Result<(Plan, IdMap), DirectError> {
-        self.store.check_version().await?;
-        let serial = self.store.serial().await?;
+        let discovery = self.discover_task();
+        self.plan_with(op, discovery).await
+    }
+
+    /// Discovery on a task of its own, so that it runs while the caller
+    /// does something else. It reads the model's names and the state
+    /// objects' contents, which resolving images does not change.
+    fn discover_task(&self) -> tokio::task::JoinHandle<Result<Discovery, CloudError>> {
+        let (cloud, model) = (self.cloud.clone(), self.model.clone());
+        let span = tracing::info_span!("discover", cluster = %model.cluster_name);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move { cloud.discover(&model).await },
+            span,
+        ))
+    }
+
+    /// Plans `op` against what `discovery` finds. The state's version and
+    /// serial, the preflight (for an apply) and the discovery run at once;
+    /// their errors are reported in that order, as if they had run one
+    /// after another.
+    async fn plan_with(
+        &self,
+        op: Operation,
+        discovery: tokio::task::JoinHandle<Result<Discovery, CloudError>>,
+    ) -> Result<(Plan, IdMap), DirectError> {
+        let state = async {
+            let (version, serial) = tokio::join!(self.store.check_version(), self.store.serial());
+            version?;
+            serial
+        };
+        let checked = async {
+            match op {
+                Operation::Apply => {
+                    preflight::check(
+                        self.catalog.as_ref(),
+                        &self.spec,
+                        &self.model,
+                        &self.image_info,
+                        &self.image_problems,
+                    )
+                    .await
+                }
+                Operation::Destroy => Ok(()),
+            }
+        };
+        let (serial, checked, found) = tokio::join!(state, checked, discovery);
+        let serial = serial?;
+        checked?;
+        let found = match found {
+            Ok(found) => found.map_err(DirectError::Discover)?,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
         let empty;
         let target = match op {
-            Operation::Apply => {
-                preflight::check(
-                    self.catalog.as_ref(),
-                    &self.spec,
-                    &self.model,
-                    &self.image_info,
-                    &self.image_problems,
-                )
-                .await?;
-                &self.model
-            }
+            Operation::Apply => &self.model,
             Operation::Destroy => {
                 empty = self.model.emptied();
                 &empty
             }
         };
-        let (mut plan, ids) =
-            crate::plan::refresh(self.cloud.as_ref(), &self.model, target, serial)
-                .await
-                .map_err(DirectError::Discover)?;
+        let (mut plan, ids) = crate::plan::of_discovery(target, found, serial);
         if op == Operation::Apply {
             if !plan.not_ours.is_empty() {
                 return Err(DirectError::NotOurs {
@@ -242,6 +285,17 @@ impl Direct {
             plan.images = self.images.clone();
         }
         Ok((plan, ids))
+    }
+
+    /// Resolves the image lookups and plans an apply. Discovery needs no
+    /// image, so it starts first and runs while the images are resolved.
+    pub async fn resolve_and_plan(&mut self) -> Result<(Plan, IdMap), DirectError> {
+        let discovery = self.discover_task();
+        if let Err(e) = self.resolve_images().await {
+            discovery.abort();
+            return Err(e);
+        }
+        self.plan_with(Operation::Apply, discovery).await
     }
 
     /// Resolves the model's image lookups to the newest matching AMIs.

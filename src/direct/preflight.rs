@@ -108,7 +108,9 @@ pub async fn inspect_images(
 
 /// Runs every check: zones, then machine types, the images' problems, and
 /// architectures; then the DNS zone. All problems of one stage are
-/// reported at once.
+/// reported at once. The stages' calls are made at once; a stage's
+/// problems (or failed call) count only once the stages before it found
+/// none, as if they had run one after another.
 pub async fn check(
     catalog: &dyn Catalog,
     spec: &Spec,
@@ -116,13 +118,19 @@ pub async fn check(
     image_info: &HashMap<String, ImageInfo>,
     image_problems: &[Problem],
 ) -> Result<(), DirectError> {
-    let mut problems = check_zones(catalog, spec).await?;
+    let (zones, types, archs, dns) = tokio::join!(
+        check_zones(catalog, spec),
+        check_instance_types(catalog, spec, model),
+        check_architectures(catalog, spec, model, image_info),
+        missing_dns_zones(catalog, model),
+    );
+    let mut problems = zones?;
     if problems.is_empty() {
-        problems.extend(check_instance_types(catalog, spec, model).await?);
+        problems.extend(types?);
     }
     problems.extend(image_problems.iter().cloned());
     if problems.is_empty() {
-        problems.extend(check_architectures(catalog, spec, model, image_info).await?);
+        problems.extend(archs?);
     }
     if !problems.is_empty() {
         return Err(crate::spec::SpecError::Invalid {
@@ -131,6 +139,21 @@ pub async fn check(
         }
         .into());
     }
+    let missing = dns?;
+    if !missing.is_empty() {
+        return Err(DirectError::NoDnsZone {
+            zone: missing.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// The model's DNS zones that are not public hosted zones of the account
+/// (asked at once).
+async fn missing_dns_zones(
+    catalog: &dyn Catalog,
+    model: &Model,
+) -> Result<Vec<String>, DirectError> {
     let zones: BTreeSet<&str> = model
         .resources
         .iter()
@@ -139,22 +162,15 @@ pub async fn check(
             _ => None,
         })
         .collect();
-    let mut missing = Vec::new();
-    for z in zones {
-        if !catalog
-            .public_zone_exists(z)
-            .await
-            .map_err(DirectError::Discover)?
-        {
-            missing.push(z.to_string());
-        }
-    }
-    if !missing.is_empty() {
-        return Err(DirectError::NoDnsZone {
-            zone: missing.join(", "),
-        });
-    }
-    Ok(())
+    let found = futures::future::try_join_all(zones.iter().map(|z| catalog.public_zone_exists(z)))
+        .await
+        .map_err(DirectError::Discover)?;
+    Ok(zones
+        .into_iter()
+        .zip(found)
+        .filter(|(_, exists)| !exists)
+        .map(|(z, _)| z.to_string())
+        .collect())
 }
 
 /// Every zone of the spec must be an available zone of its region.

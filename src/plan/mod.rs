@@ -253,10 +253,19 @@ pub async fn refresh(
         tracing::info_span!("discover", cluster = %model.cluster_name),
     )
     .await?;
+    Ok(of_discovery(target, found, serial))
+}
+
+/// The plan from `target` to what a discovery found, and the ids it found.
+pub fn of_discovery(
+    target: &Model,
+    found: crate::cloud::Discovery,
+    serial: u64,
+) -> (Plan, crate::cloud::IdMap) {
     let ids = crate::cloud::IdMap::of(&found.actual);
     let mut plan = diff(target, &found.actual, serial);
     plan.untouched = found.untouched;
-    Ok((plan, ids))
+    (plan, ids)
 }
 
 /// Compares the model with what exists. Tags of existing resources that the

@@ -20,6 +20,7 @@ pub mod kube_env;
 mod kube_secrets;
 mod kube_testserver;
 pub mod kubelet;
+mod latency;
 mod lifecycle;
 mod moto;
 mod neighbours;

@@ -39,6 +39,9 @@ pub struct Options {
     /// Every request is answered as AWS answers unknown credentials
     /// (`InvalidClientTokenId`, 403).
     pub reject_credentials: bool,
+    /// Every request (a throttled one too) is held this long before it is
+    /// answered: AWS's round trip, where moto answers in a millisecond.
+    pub latency: Option<std::time::Duration>,
 }
 
 /// A running proxy; it stops with the test process.
@@ -50,6 +53,15 @@ pub struct Proxy {
     upstream_errors: Arc<AtomicU64>,
     s3_requests: Arc<std::sync::Mutex<Vec<S3Request>>>,
     fail_dns: Arc<std::sync::Mutex<Option<String>>>,
+    in_flight: Arc<std::sync::Mutex<InFlight>>,
+}
+
+/// Requests in flight per service (from SigV4's credential scope), now
+/// and at most.
+#[derive(Default)]
+struct InFlight {
+    now: std::collections::BTreeMap<String, usize>,
+    peak: std::collections::BTreeMap<String, usize>,
 }
 
 /// An S3 request as the proxy saw it.
@@ -71,7 +83,9 @@ impl Proxy {
         let upstream_errors = Arc::new(AtomicU64::new(0));
         let s3_requests = Arc::new(std::sync::Mutex::new(Vec::new()));
         let fail_dns: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let in_flight: Arc<std::sync::Mutex<InFlight>> = Arc::default();
         let shared = Arc::new(Shared {
+            in_flight: in_flight.clone(),
             fail_dns: fail_dns.clone(),
             failed_at: std::sync::Mutex::new(None),
             s3_requests: s3_requests.clone(),
@@ -115,7 +129,13 @@ impl Proxy {
             upstream_errors,
             s3_requests,
             fail_dns,
+            in_flight,
         }
+    }
+
+    /// The most requests each service had in flight at once.
+    pub fn peak_in_flight(&self) -> std::collections::BTreeMap<String, usize> {
+        self.in_flight.lock().unwrap().peak.clone()
     }
 
     /// Route53 change batches that name `name` fail (InvalidChangeBatch)
@@ -147,6 +167,7 @@ impl Proxy {
 }
 
 struct Shared {
+    in_flight: Arc<std::sync::Mutex<InFlight>>,
     upstream: String,
     options: Options,
     seen: AtomicU64,
@@ -160,8 +181,44 @@ struct Shared {
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
+/// The service a request is signed for: SigV4's credential scope ends
+/// `/<region>/<service>/aws4_request`.
+fn service_of(headers: &hyper::HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("/aws4_request").next())
+        .and_then(|scope| scope.rsplit('/').next())
+        .unwrap_or("unsigned")
+        .to_string()
+}
+
 impl Shared {
     async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        let service = service_of(req.headers());
+        {
+            let mut f = self.in_flight.lock().unwrap();
+            let now = f.now.entry(service.clone()).or_default();
+            *now += 1;
+            let now = *now;
+            let peak = f.peak.entry(service.clone()).or_default();
+            *peak = (*peak).max(now);
+        }
+        if let Some(latency) = self.options.latency {
+            tokio::time::sleep(latency).await;
+        }
+        let answer = self.answer(req).await;
+        *self
+            .in_flight
+            .lock()
+            .unwrap()
+            .now
+            .get_mut(&service)
+            .expect("counted on arrival") -= 1;
+        answer
+    }
+
+    async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
         let body = body
             .collect()

@@ -15,14 +15,10 @@ use crate::model::{Props, Resource};
 use crate::resource::attrs::{list, tags as tag_attrs};
 use crate::resource::{Actual, AttrChange, Attrs, Kind};
 
-/// Discovers the cluster's Auto Scaling groups with one tag-filtered, paginated call.
-pub(super) async fn discover_asgs(
-    cloud: &AwsCloud,
-    by_id: &HashMap<String, String>,
-) -> Result<Vec<Actual>, CloudError> {
+/// Reads the cluster's Auto Scaling groups: one tag-filtered call, paginated.
+pub(super) async fn fetch_asgs(cloud: &AwsCloud) -> Result<Vec<asg::AutoScalingGroup>, CloudError> {
     let (c, cluster) = (&cloud.autoscaling, cloud.cluster.as_str());
-    let addr = |id: &str| by_id.get(id).cloned().unwrap_or_else(|| id.to_string());
-    let mut out = Vec::new();
+    let mut groups = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let r = c
@@ -39,7 +35,24 @@ pub(super) async fn discover_asgs(
             .send()
             .await
             .map_err(|e| err("DescribeAutoScalingGroups", "aws_autoscaling_group", e))?;
-        for g in r.auto_scaling_groups() {
+        groups.extend(r.auto_scaling_groups().iter().cloned());
+        match r.next_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => return Ok(groups),
+        }
+    }
+}
+
+/// The cluster's Auto Scaling groups, from what [`fetch_asgs`] read.
+pub(super) fn asg_actuals(
+    cloud: &AwsCloud,
+    groups: &[asg::AutoScalingGroup],
+    by_id: &HashMap<String, String>,
+) -> Vec<Actual> {
+    let addr = |id: &str| by_id.get(id).cloned().unwrap_or_else(|| id.to_string());
+    let mut out = Vec::new();
+    {
+        for g in groups {
             let name = g.auto_scaling_group_name().unwrap_or_default();
             let tags: BTreeMap<String, String> =
                 crate::cloud::tag_map(g.tags().iter().map(|t| (t.key(), t.value())));
@@ -122,11 +135,8 @@ pub(super) async fn discover_asgs(
                 owned,
             });
         }
-        match r.next_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => return Ok(out),
-        }
     }
+    out
 }
 
 /// ASG tags, propagated to instances.

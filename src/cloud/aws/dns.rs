@@ -46,60 +46,80 @@ async fn zone_id(cloud: &AwsCloud, zone: &str) -> Result<Option<String>, CloudEr
         .map(|h| h.id().to_string()))
 }
 
-/// The records of the model's zones that carry this cluster's TXT mark;
-/// `lb_dns` maps load balancer DNS names to their addresses.
-pub(super) async fn discover_dns(
+/// One of the model's zones as discovery read it: name, id and every
+/// record set.
+pub(super) type ZoneRecords = (String, String, Vec<r53::types::ResourceRecordSet>);
+
+fn record_zones(model: &Model) -> Vec<&str> {
+    let mut zones: Vec<&str> = model
+        .resources
+        .iter()
+        .filter_map(|r| match &r.props {
+            Props::DnsRecord { zone_name, .. } => Some(zone_name.as_str()),
+            _ => None,
+        })
+        .collect();
+    zones.sort();
+    zones.dedup();
+    zones
+}
+
+/// Reads the record sets of the zones the model's records are in (the
+/// zones at once, each zone's pages in order); a zone that does not exist
+/// is left out.
+pub(super) async fn fetch(cloud: &AwsCloud, model: &Model) -> Result<Vec<ZoneRecords>, CloudError> {
+    let zones =
+        futures::future::try_join_all(record_zones(model).into_iter().map(|zone| async move {
+            let Some(zid) = zone_id(cloud, zone).await? else {
+                return Ok(None);
+            };
+            let mut sets = Vec::new();
+            let mut start: Option<(String, r53::types::RrType)> = None;
+            loop {
+                let mut req = cloud
+                    .route53
+                    .list_resource_record_sets()
+                    .hosted_zone_id(&zid);
+                if let Some((n, t)) = &start {
+                    req = req.start_record_name(n).start_record_type(t.clone());
+                }
+                let page = req
+                    .send()
+                    .await
+                    .map_err(|e| err("ListResourceRecordSets", zone, e))?;
+                sets.extend(page.resource_record_sets().iter().cloned());
+                match (
+                    page.is_truncated(),
+                    page.next_record_name(),
+                    page.next_record_type(),
+                ) {
+                    (true, Some(n), Some(t)) => start = Some((n.to_string(), t.clone())),
+                    _ => break,
+                }
+            }
+            Ok::<_, CloudError>(Some((zone.to_string(), zid, sets)))
+        }))
+        .await?;
+    Ok(zones.into_iter().flatten().collect())
+}
+
+/// The records of the model's zones that carry this cluster's TXT mark,
+/// from what [`fetch`] read; `lb_dns` maps load balancer DNS names to their
+/// addresses.
+pub(super) fn actuals(
     cloud: &AwsCloud,
     model: &Model,
+    zones: &[ZoneRecords],
     lb_dns: &HashMap<String, String>,
-) -> Result<Vec<Actual>, CloudError> {
+) -> Vec<Actual> {
     let mut out = Vec::new();
     let records: Vec<&Resource> = model
         .resources
         .iter()
         .filter(|r| r.id.kind == Kind::DnsRecord)
         .collect();
-    let mut zones: Vec<&str> = records
-        .iter()
-        .filter_map(|r| {
-            if let Props::DnsRecord { zone_name, .. } = &r.props {
-                Some(zone_name.as_str())
-            } else {
-                None
-            }
-        })
-        .collect();
-    zones.sort();
-    zones.dedup();
     let owner_value = owner_value(&cloud.cluster);
-    for zone in zones {
-        let Some(zid) = zone_id(cloud, zone).await? else {
-            continue;
-        };
-        let mut sets = Vec::new();
-        let mut start: Option<(String, r53::types::RrType)> = None;
-        loop {
-            let mut req = cloud
-                .route53
-                .list_resource_record_sets()
-                .hosted_zone_id(&zid);
-            if let Some((n, t)) = &start {
-                req = req.start_record_name(n).start_record_type(t.clone());
-            }
-            let page = req
-                .send()
-                .await
-                .map_err(|e| err("ListResourceRecordSets", zone, e))?;
-            sets.extend(page.resource_record_sets().iter().cloned());
-            match (
-                page.is_truncated(),
-                page.next_record_name(),
-                page.next_record_type(),
-            ) {
-                (true, Some(n), Some(t)) => start = Some((n.to_string(), t.clone())),
-                _ => break,
-            }
-        }
+    for (zone, zid, sets) in zones {
         let owned_names: Vec<String> = sets
             .iter()
             .filter(|s| {
@@ -110,7 +130,7 @@ pub(super) async fn discover_dns(
             })
             .map(|s| s.name().trim_end_matches('.').to_string())
             .collect();
-        for s in &sets {
+        for s in sets {
             let name = s.name().trim_end_matches('.').to_string();
             if !owned_names.contains(&name)
                 || !matches!(s.r#type(), r53::types::RrType::A | r53::types::RrType::Txt)
@@ -154,7 +174,7 @@ pub(super) async fn discover_dns(
             });
         }
     }
-    Ok(out)
+    out
 }
 
 async fn record_set(

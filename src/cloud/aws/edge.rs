@@ -13,14 +13,154 @@ use crate::model::{Model, Props, Resource};
 use crate::resource::attrs::{list, tags as tag_attrs};
 use crate::resource::{Actual, AttrChange, Attrs, Kind};
 
+/// What discovery reads of the edge, before any of it is matched.
+#[derive(Debug, Default)]
+pub(super) struct EdgeScan {
+    lbs: Vec<elb::types::LoadBalancer>,
+    tgs: Vec<elb::types::TargetGroup>,
+    /// Tags by ARN.
+    tags: HashMap<String, BTreeMap<String, String>>,
+    /// Listeners by load balancer ARN (of the load balancers that are ours).
+    listeners: HashMap<String, Vec<elb::types::Listener>>,
+    /// Client-IP preservation by target group ARN, read only for the
+    /// groups the model wants it off on (the internal endpoint).
+    preserves_client_ip: HashMap<String, bool>,
+}
+
+/// Reads the load balancers and target groups (at once), then their tags,
+/// the listeners of the load balancers the model names and the attributes
+/// of the groups it wants client-IP preservation off on (all at once);
+/// listeners of a load balancer known only by its ownership tag wait for
+/// the tags.
+pub(super) async fn fetch(cloud: &AwsCloud, model: &Model) -> Result<EdgeScan, CloudError> {
+    let named = |kind: Kind, name: &str| {
+        model
+            .resources
+            .iter()
+            .any(|r| r.id.kind == kind && r.name == name)
+    };
+    let (lbs, tgs) = tokio::try_join!(
+        async {
+            cloud
+                .elb
+                .describe_load_balancers()
+                .send()
+                .await
+                .map(|r| r.load_balancers().to_vec())
+                .map_err(|e| err("DescribeLoadBalancers", "aws_lb", e))
+        },
+        async {
+            cloud
+                .elb
+                .describe_target_groups()
+                .send()
+                .await
+                .map(|r| r.target_groups().to_vec())
+                .map_err(|e| err("DescribeTargetGroups", "aws_lb_target_group", e))
+        },
+    )?;
+    let mut arns: Vec<String> = lbs
+        .iter()
+        .filter_map(|l| l.load_balancer_arn().map(str::to_string))
+        .collect();
+    arns.extend(
+        tgs.iter()
+            .filter_map(|t| t.target_group_arn().map(str::to_string)),
+    );
+    let lb_arn_name = |l: &elb::types::LoadBalancer| -> Option<(String, String)> {
+        Some((
+            l.load_balancer_arn()?.to_string(),
+            l.load_balancer_name()?.to_string(),
+        ))
+    };
+    let listeners_of = |arn: String, name: String| async move {
+        cloud
+            .elb
+            .describe_listeners()
+            .load_balancer_arn(&arn)
+            .send()
+            .await
+            .map(|r| (arn, r.listeners().to_vec()))
+            .map_err(|e| err("DescribeListeners", &name, e))
+    };
+    let wants_off = |name: &str| {
+        model.resources.iter().any(|r| {
+            r.name == name
+                && matches!(
+                    r.props,
+                    Props::TargetGroup {
+                        preserve_client_ip: false,
+                        ..
+                    }
+                )
+        })
+    };
+    let (tag_pages, named_listeners, client_ip) = tokio::try_join!(
+        futures::future::try_join_all(arns.chunks(20).map(|chunk| async move {
+            cloud
+                .elb
+                .describe_tags()
+                .set_resource_arns(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| err("DescribeTags", "aws_lb", e))
+        })),
+        futures::future::try_join_all(
+            lbs.iter()
+                .filter_map(lb_arn_name)
+                .filter(|(_, name)| named(Kind::LoadBalancer, name))
+                .map(|(arn, name)| listeners_of(arn, name)),
+        ),
+        futures::future::try_join_all(
+            tgs.iter()
+                .filter_map(|t| Some((t.target_group_arn()?, t.target_group_name()?)))
+                .filter(|(_, name)| wants_off(name))
+                .map(|(arn, name)| async move {
+                    preserves_client_ip(cloud, name, arn)
+                        .await
+                        .map(|on| (arn.to_string(), on))
+                }),
+        ),
+    )?;
+    let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    for t in &tag_pages {
+        for d in t.tag_descriptions() {
+            let m = crate::cloud::tag_map(d.tags().iter().map(|t| (t.key(), t.value())));
+            tags.insert(d.resource_arn().unwrap_or_default().to_string(), m);
+        }
+    }
+    let owner = crate::model::naming::ownership_tag(&cloud.cluster);
+    let owned_only = futures::future::try_join_all(
+        lbs.iter()
+            .filter_map(lb_arn_name)
+            .filter(|(arn, name)| {
+                !named(Kind::LoadBalancer, name)
+                    && tags
+                        .get(arn)
+                        .and_then(|t| t.get(&owner))
+                        .is_some_and(|v| v == "owned")
+            })
+            .map(|(arn, name)| listeners_of(arn, name)),
+    )
+    .await?;
+    Ok(EdgeScan {
+        listeners: named_listeners.into_iter().chain(owned_only).collect(),
+        preserves_client_ip: client_ip.into_iter().collect(),
+        lbs,
+        tgs,
+        tags,
+    })
+}
+
 /// Load balancers, target groups and listeners the model names, plus any
 /// carrying this cluster's ownership tag; and the load balancers' DNS
 /// names, by which the records' alias targets are recognised.
-pub(super) async fn discover(
+pub(super) fn actuals(
     cloud: &AwsCloud,
     model: &Model,
+    scan: &EdgeScan,
     by_id: &mut HashMap<String, String>,
-) -> Result<(Vec<Actual>, HashMap<String, String>), CloudError> {
+) -> (Vec<Actual>, HashMap<String, String>) {
     let names: HashMap<(Kind, &str), String> = model
         .resources
         .iter()
@@ -28,42 +168,7 @@ pub(super) async fn discover(
         .collect();
     let owner = crate::model::naming::ownership_tag(&cloud.cluster);
     let mut out = Vec::new();
-    let lbs = cloud
-        .elb
-        .describe_load_balancers()
-        .send()
-        .await
-        .map_err(|e| err("DescribeLoadBalancers", "aws_lb", e))?;
-    let tgs = cloud
-        .elb
-        .describe_target_groups()
-        .send()
-        .await
-        .map_err(|e| err("DescribeTargetGroups", "aws_lb_target_group", e))?;
-    let mut arns: Vec<String> = lbs
-        .load_balancers()
-        .iter()
-        .filter_map(|l| l.load_balancer_arn().map(str::to_string))
-        .collect();
-    arns.extend(
-        tgs.target_groups()
-            .iter()
-            .filter_map(|t| t.target_group_arn().map(str::to_string)),
-    );
-    let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-    for chunk in arns.chunks(20) {
-        let t = cloud
-            .elb
-            .describe_tags()
-            .set_resource_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| err("DescribeTags", "aws_lb", e))?;
-        for d in t.tag_descriptions() {
-            let m = crate::cloud::tag_map(d.tags().iter().map(|t| (t.key(), t.value())));
-            tags.insert(d.resource_arn().unwrap_or_default().to_string(), m);
-        }
-    }
+    let tags = &scan.tags;
     let mine =
         |kind: Kind, name: &str, arn: &str| -> Option<(String, bool, BTreeMap<String, String>)> {
             let t = tags.get(arn).cloned().unwrap_or_default();
@@ -79,7 +184,7 @@ pub(super) async fn discover(
             ))
         };
     let mut lb_dns: HashMap<String, String> = HashMap::new();
-    for l in lbs.load_balancers() {
+    for l in &scan.lbs {
         let (Some(arn), Some(name)) = (l.load_balancer_arn(), l.load_balancer_name()) else {
             continue;
         };
@@ -118,14 +223,7 @@ pub(super) async fn discover(
             attrs: a,
             owned,
         });
-        let ls = cloud
-            .elb
-            .describe_listeners()
-            .load_balancer_arn(arn)
-            .send()
-            .await
-            .map_err(|e| err("DescribeListeners", name, e))?;
-        for li in ls.listeners() {
+        for li in scan.listeners.get(arn).into_iter().flatten() {
             let port = li.port().unwrap_or(0);
             let lb_address = by_id.get(arn).cloned().unwrap_or_default();
             let model_listener = model.resources.iter().find(|r| matches!(&r.props, Props::Listener { load_balancer, port: p, .. } if load_balancer.address() == lb_address && i32::from(*p) == port));
@@ -159,7 +257,7 @@ pub(super) async fn discover(
             });
         }
     }
-    for t in tgs.target_groups() {
+    for t in &scan.tgs {
         let (Some(arn), Some(name)) = (t.target_group_arn(), t.target_group_name()) else {
             continue;
         };
@@ -181,19 +279,9 @@ pub(super) async fn discover(
                 .map(|v| by_id.get(v).cloned().unwrap_or_else(|| v.to_string()))
                 .unwrap_or_default(),
         );
-        // Client-IP preservation is read only where the model wants it off
-        // (the internal endpoint): one call for that group alone.
-        let wants_off = model.resources.iter().any(|r| {
-            r.name == name
-                && matches!(
-                    r.props,
-                    Props::TargetGroup {
-                        preserve_client_ip: false,
-                        ..
-                    }
-                )
-        });
-        if wants_off && !preserves_client_ip(cloud, name, arn).await? {
+        // Client-IP preservation was read only where the model wants it
+        // off (the internal endpoint).
+        if scan.preserves_client_ip.get(arn) == Some(&false) {
             a.insert("preserve_client_ip".into(), "false".into());
         }
         tag_attrs(&mut a, "tags", &tg_tags);
@@ -214,7 +302,7 @@ pub(super) async fn discover(
                 .insert("target_group".into(), by_id.get(&tg).cloned().unwrap_or(tg));
         }
     }
-    Ok((out, lb_dns))
+    (out, lb_dns)
 }
 
 fn elb_tags(r: &Resource) -> Vec<elb::types::Tag> {

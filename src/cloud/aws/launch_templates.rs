@@ -196,90 +196,115 @@ pub(crate) fn lt_attrs(
     a
 }
 
-/// Discovers launch templates (one tag-filtered call, then one call for
-/// the default versions of all of them).
-pub(super) async fn discover_lts(
+/// Reads the cluster's launch templates with their default versions: the
+/// tag-filtered templates and the default versions of all templates (AWS
+/// allows $Default without a template id) at once, both paginated; a
+/// template the second call misses is read on its own.
+pub(super) async fn fetch(
     cloud: &AwsCloud,
-    by_id: &mut HashMap<String, String>,
-) -> Result<Vec<Actual>, CloudError> {
+) -> Result<Vec<(ec2::LaunchTemplate, ec2::ResponseLaunchTemplateData)>, CloudError> {
     let (ec2c, cluster) = (&cloud.ec2, cloud.cluster.as_str());
-    // Paginated: AWS (and moto) return at most a page of templates per call.
-    let mut templates: Vec<ec2::LaunchTemplate> = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = ec2c
-            .describe_launch_templates()
-            // Explicit page size: moto stops at 15 without a NextToken otherwise.
-            .max_results(200)
-            .filters(
-                ec2::Filter::builder()
-                    .name(format!("tag:{TAG_CLUSTER}"))
-                    .values(cluster)
-                    .build(),
-            )
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| err("DescribeLaunchTemplates", "aws_launch_template", e))?;
-        templates.extend(page.launch_templates().iter().cloned());
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
-    // The default versions of all launch templates (AWS allows $Default
-    // without a template id), paginated; templates it misses are read one by one.
-    let mut defaults: HashMap<String, ec2::ResponseLaunchTemplateData> = HashMap::new();
-    let mut token: Option<String> = None;
-    loop {
-        let Ok(v) = ec2c
-            .describe_launch_template_versions()
-            .versions("$Default")
-            .max_results(200)
-            .set_next_token(token.clone())
-            .send()
-            .await
-        else {
-            break;
-        };
-        for ver in v.launch_template_versions() {
-            if let (Some(id), Some(d)) = (ver.launch_template_id(), ver.launch_template_data()) {
-                defaults.insert(id.to_string(), d.clone());
+    let (templates, mut defaults) = tokio::try_join!(
+        async {
+            // Paginated: AWS (and moto) return at most a page of templates per call.
+            let mut templates: Vec<ec2::LaunchTemplate> = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = ec2c
+                    .describe_launch_templates()
+                    // Explicit page size: moto stops at 15 without a NextToken otherwise.
+                    .max_results(200)
+                    .filters(
+                        ec2::Filter::builder()
+                            .name(format!("tag:{TAG_CLUSTER}"))
+                            .values(cluster)
+                            .build(),
+                    )
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| err("DescribeLaunchTemplates", "aws_launch_template", e))?;
+                templates.extend(page.launch_templates().iter().cloned());
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
             }
-        }
-        match v.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+            Ok::<_, CloudError>(templates)
+        },
+        async {
+            let mut defaults: HashMap<String, ec2::ResponseLaunchTemplateData> = HashMap::new();
+            let mut token: Option<String> = None;
+            loop {
+                let Ok(v) = ec2c
+                    .describe_launch_template_versions()
+                    .versions("$Default")
+                    .max_results(200)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                for ver in v.launch_template_versions() {
+                    if let (Some(id), Some(d)) =
+                        (ver.launch_template_id(), ver.launch_template_data())
+                    {
+                        defaults.insert(id.to_string(), d.clone());
+                    }
+                }
+                match v.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+            Ok::<_, CloudError>(defaults)
+        },
+    )?;
+    let missing = templates.iter().filter_map(|lt| {
+        let (id, name) = (lt.launch_template_id()?, lt.launch_template_name()?);
+        (!defaults.contains_key(id)).then_some((id, name))
+    });
+    let found = futures::future::try_join_all(missing.map(|(id, name)| async move {
+        let v = ec2c
+            .describe_launch_template_versions()
+            .launch_template_id(id)
+            .versions("$Default")
+            .send()
+            .await
+            .map_err(|e| err("DescribeLaunchTemplateVersions", name, e))?;
+        let data = v
+            .launch_template_versions()
+            .first()
+            .and_then(|v| v.launch_template_data())
+            .cloned();
+        Ok::<_, CloudError>(data.map(|d| (id.to_string(), d)))
+    }))
+    .await?;
+    defaults.extend(found.into_iter().flatten());
+    Ok(templates
+        .into_iter()
+        .filter_map(|lt| {
+            let data = defaults.get(lt.launch_template_id()?)?.clone();
+            Some((lt, data))
+        })
+        .collect())
+}
+
+/// The cluster's launch templates, from what [`fetch`] read.
+pub(super) fn actuals(
+    cloud: &AwsCloud,
+    templates: &[(ec2::LaunchTemplate, ec2::ResponseLaunchTemplateData)],
+    by_id: &mut HashMap<String, String>,
+) -> Vec<Actual> {
     let mut out = Vec::new();
-    for lt in &templates {
+    for (lt, data) in templates {
         let (Some(id), Some(name)) = (lt.launch_template_id(), lt.launch_template_name()) else {
             continue;
         };
-        let data = match defaults.get(id) {
-            Some(d) => d.clone(),
-            None => {
-                let v = ec2c
-                    .describe_launch_template_versions()
-                    .launch_template_id(id)
-                    .versions("$Default")
-                    .send()
-                    .await
-                    .map_err(|e| err("DescribeLaunchTemplateVersions", name, e))?;
-                let Some(d) = v
-                    .launch_template_versions()
-                    .first()
-                    .and_then(|v| v.launch_template_data())
-                else {
-                    continue;
-                };
-                d.clone()
-            }
-        };
         let tags = ec2_tags(lt.tags());
         let owned = cloud.is_ours(&tags);
-        let mut a = lt_attrs(name, &data, by_id);
+        let mut a = lt_attrs(name, data, by_id);
         tag_attrs(&mut a, "tags", &tags);
         let address = format!("aws_launch_template.{}", tf_label(name));
         by_id.insert(id.to_string(), address.clone());
@@ -292,5 +317,5 @@ pub(super) async fn discover_lts(
             owned,
         });
     }
-    Ok(out)
+    out
 }

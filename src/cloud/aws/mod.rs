@@ -301,55 +301,40 @@ impl AwsCloud {
 #[async_trait::async_trait]
 impl Cloud for AwsCloud {
     async fn discover(&self, model: &Model) -> Result<Discovery, CloudError> {
-        // Areas that do not read each other's ids run at once, in three
-        // waves: the network then its security groups, IAM and the state
-        // objects; then launch templates and load balancers (they name
-        // subnets, groups and profiles by id); then DNS records (they name
-        // load balancers) and Auto Scaling groups (templates, target
-        // groups). Each area keeps its own id → address map, merged between
-        // waves. Calls within an area stay in order (pagination included).
+        // Every area reads what it needs at once, and within an area a call
+        // waits only for the answer it filters on (the VPCs' contents for
+        // the VPC ids, rules for the groups, listeners for the load
+        // balancers, records for the zone); pages stay in order. Only then
+        // is anything matched to the model, area by area, in the order
+        // their ids refer to each other: the network (with its security
+        // groups), IAM, the state objects, launch templates, the edge, DNS
+        // (alias targets name load balancers) and Auto Scaling groups.
         let names = Names::of(model);
-        let mut by_id: HashMap<String, String> = HashMap::new();
-        let ((scan, net, net_ids), (roles, iam_ids), objs) = tokio::try_join!(
-            async {
-                let mut ids = HashMap::new();
-                let scan = network::scan(self).await?;
-                let mut out = network::discover(self, &names, &scan, &mut ids).await?;
-                out.extend(security::discover(self, model, &names, &scan, &mut ids).await?);
-                Ok::<_, CloudError>((scan, out, ids))
-            },
+        let (scan, (roles, iam_ids), objs, lts, edge, zones, groups) = tokio::try_join!(
+            network::fetch(self),
             async {
                 let mut ids = HashMap::new();
                 let out = iam::discover(self, &names, &mut ids).await?;
                 Ok::<_, CloudError>((out, ids))
             },
             objects::discover(self, model),
+            launch_templates::fetch(self),
+            edge::fetch(self, model),
+            dns::fetch(self, model),
+            compute::fetch_asgs(self),
         )?;
-        by_id.extend(net_ids);
+        let mut by_id: HashMap<String, String> = HashMap::new();
+        let mut out = network::actuals(self, &names, &scan, &mut by_id);
+        out.extend(security::actuals(self, model, &names, &scan, &mut by_id));
         by_id.extend(iam_ids);
-        let ((lts, lt_ids), ((lbs, lb_dns), lb_ids)) = tokio::try_join!(
-            async {
-                let mut ids = by_id.clone();
-                let out = launch_templates::discover_lts(self, &mut ids).await?;
-                Ok::<_, CloudError>((out, ids))
-            },
-            async {
-                let mut ids = by_id.clone();
-                let out = edge::discover(self, model, &mut ids).await?;
-                Ok::<_, CloudError>((out, ids))
-            },
-        )?;
-        by_id.extend(lt_ids);
-        by_id.extend(lb_ids);
-        let (records, asgs) = tokio::try_join!(
-            dns::discover_dns(self, model, &lb_dns),
-            compute::discover_asgs(self, &by_id),
-        )?;
-        let mut out = net;
-        for part in [roles, objs, lts, lbs, records, asgs] {
-            out.extend(part);
-        }
-        let untouched = untouched::report(self, &scan, &out).await?;
+        out.extend(roles);
+        out.extend(objs);
+        out.extend(launch_templates::actuals(self, &lts, &mut by_id));
+        let (lbs, lb_dns) = edge::actuals(self, model, &edge, &mut by_id);
+        out.extend(lbs);
+        out.extend(dns::actuals(self, model, &zones, &lb_dns));
+        out.extend(compute::asg_actuals(self, &groups, &by_id));
+        let untouched = untouched::report(self, &scan, &out);
         Ok(Discovery {
             actual: out,
             untouched,

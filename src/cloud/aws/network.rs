@@ -11,62 +11,119 @@ use crate::model::naming::{TAG_CLUSTER, tf_label};
 use crate::model::{Props, Resource};
 use crate::resource::{Actual, AttrChange, Attrs, Kind};
 
-/// What lives in the cluster's VPCs, described once by VPC id: discovery
-/// takes the cluster's resources from it and the untouched report the
-/// others.
+/// What discovery reads of the network, fetched before any of it is
+/// matched to the model. What lives in the cluster's VPCs is described once
+/// by VPC id: discovery takes the cluster's resources from it and the
+/// untouched report the others.
 #[derive(Debug, Default)]
 pub(super) struct VpcScan {
     /// The cluster's VPCs (found by its tag).
     pub vpcs: Vec<ec2::Vpc>,
     /// Their ids.
     pub vpc_ids: Vec<String>,
-    /// Every subnet in them.
+    /// Each VPC's `enableDnsHostnames` and `enableDnsSupport`, in order.
+    pub dns_attrs: Vec<(bool, bool)>,
+    /// The cluster's internet gateways (by tag: they need not be attached).
+    pub internet_gateways: Vec<ec2::InternetGateway>,
+    /// The cluster's Elastic IPs (by tag).
+    pub addresses: Vec<ec2::Address>,
+    /// Every subnet in the VPCs.
     pub subnets: Vec<ec2::Subnet>,
     /// Every route table in them.
     pub route_tables: Vec<ec2::RouteTable>,
     /// Every security group in them.
     pub security_groups: Vec<ec2::SecurityGroup>,
+    /// The rules of the cluster's security groups.
+    pub security_group_rules: Vec<ec2::SecurityGroupRule>,
     /// Every NAT gateway in them, in any state.
     pub nat_gateways: Vec<ec2::NatGateway>,
+    /// What else the owned VPCs hold, for the untouched report.
+    pub others: super::untouched::Others,
 }
 
-impl VpcScan {
-    fn in_vpcs(&self) -> Filter {
-        Filter::builder()
-            .name("vpc-id")
-            .set_values(Some(self.vpc_ids.clone()))
-            .build()
-    }
-}
-
-/// Finds the cluster's VPCs by tag, then everything in them by VPC id:
-/// one call per type, paginated, and none when there is no VPC yet.
-pub(super) async fn scan(cloud: &AwsCloud) -> Result<VpcScan, CloudError> {
-    let vpcs: Vec<ec2::Vpc> = cloud
-        .ec2
-        .describe_vpcs()
-        .filters(cloud.owned_filter())
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .map_err(|e| err("DescribeVpcs", "aws_vpc", e))?;
+/// Reads the network: the cluster's VPCs, internet gateways and Elastic
+/// IPs by tag (at once), then everything in the VPCs by VPC id, each type
+/// as soon as what it filters on is known: one call per type, paginated,
+/// and none when there is no VPC yet. The rules wait only for the groups.
+pub(super) async fn fetch(cloud: &AwsCloud) -> Result<VpcScan, CloudError> {
+    let (vpcs, internet_gateways, addresses) = tokio::try_join!(
+        async {
+            cloud
+                .ec2
+                .describe_vpcs()
+                .filters(cloud.owned_filter())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<ec2::Vpc>, _>>()
+                .await
+                .map_err(|e| err("DescribeVpcs", "aws_vpc", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_internet_gateways()
+                .filters(cloud.owned_filter())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<ec2::InternetGateway>, _>>()
+                .await
+                .map_err(|e| err("DescribeInternetGateways", "aws_internet_gateway", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_addresses()
+                .filters(cloud.owned_filter())
+                .send()
+                .await
+                .map(|r| r.addresses().to_vec())
+                .map_err(|e| err("DescribeAddresses", "aws_eip", e))
+        },
+    )?;
     let mut scan = VpcScan {
         vpc_ids: vpcs
             .iter()
             .filter_map(|v| v.vpc_id().map(str::to_string))
             .collect(),
         vpcs,
+        internet_gateways,
+        addresses,
         ..VpcScan::default()
     };
     if scan.vpc_ids.is_empty() {
         return Ok(scan);
     }
-    // What the VPCs hold: four independent describes at once (each
-    // paginated in order).
-    let in_vpcs = scan.in_vpcs();
-    let (subnets, route_tables, security_groups, nat_gateways) = tokio::try_join!(
+    let in_vpcs = Filter::builder()
+        .name("vpc-id")
+        .set_values(Some(scan.vpc_ids.clone()))
+        .build();
+    // The untouched report looks only into the VPCs that are the cluster's.
+    let owned_vpcs: Vec<String> = scan
+        .vpcs
+        .iter()
+        .filter(|v| cloud.is_ours(&crate::cloud::ec2_tags(v.tags())))
+        .filter_map(|v| v.vpc_id().map(str::to_string))
+        .collect();
+    let attribute = |id: String, attr: ec2::VpcAttributeName| async move {
+        let r = cloud
+            .ec2
+            .describe_vpc_attribute()
+            .vpc_id(&id)
+            .attribute(attr.clone())
+            .send()
+            .await
+            .map_err(|e| err("DescribeVpcAttribute", &id, e))?;
+        let on = match attr {
+            ec2::VpcAttributeName::EnableDnsHostnames => {
+                r.enable_dns_hostnames().and_then(|x| x.value())
+            }
+            _ => r.enable_dns_support().and_then(|x| x.value()),
+        };
+        Ok::<_, CloudError>(on.unwrap_or(false))
+    };
+    let (subnets, route_tables, (security_groups, rules), nat_gateways, dns_attrs, others) = tokio::try_join!(
         async {
             cloud
                 .ec2
@@ -92,7 +149,7 @@ pub(super) async fn scan(cloud: &AwsCloud) -> Result<VpcScan, CloudError> {
                 .map_err(|e| err("DescribeRouteTables", "aws_route_table", e))
         },
         async {
-            cloud
+            let groups: Vec<ec2::SecurityGroup> = cloud
                 .ec2
                 .describe_security_groups()
                 .filters(in_vpcs.clone())
@@ -101,7 +158,9 @@ pub(super) async fn scan(cloud: &AwsCloud) -> Result<VpcScan, CloudError> {
                 .send()
                 .collect::<Result<Vec<_>, _>>()
                 .await
-                .map_err(|e| err("DescribeSecurityGroups", "aws_security_group", e))
+                .map_err(|e| err("DescribeSecurityGroups", "aws_security_group", e))?;
+            let rules = super::security::fetch_rules(cloud, &groups).await?;
+            Ok::<_, CloudError>((groups, rules))
         },
         async {
             cloud
@@ -115,11 +174,21 @@ pub(super) async fn scan(cloud: &AwsCloud) -> Result<VpcScan, CloudError> {
                 .await
                 .map_err(|e| err("DescribeNatGateways", "aws_nat_gateway", e))
         },
+        futures::future::try_join_all(scan.vpc_ids.iter().map(|id| async move {
+            tokio::try_join!(
+                attribute(id.clone(), ec2::VpcAttributeName::EnableDnsHostnames),
+                attribute(id.clone(), ec2::VpcAttributeName::EnableDnsSupport),
+            )
+        })),
+        super::untouched::fetch(cloud, &owned_vpcs),
     )?;
     scan.subnets = subnets;
     scan.route_tables = route_tables;
     scan.security_groups = security_groups;
+    scan.security_group_rules = rules;
     scan.nat_gateways = nat_gateways;
+    scan.dns_attrs = dns_attrs;
+    scan.others = others;
     Ok(scan)
 }
 
@@ -129,67 +198,15 @@ pub(super) fn tagged(cloud: &AwsCloud, t: &[ec2::Tag]) -> bool {
         .any(|t| t.key() == Some(TAG_CLUSTER) && t.value() == Some(cloud.cluster.as_str()))
 }
 
-/// The network resources of the cluster, from the scan plus the internet
-/// gateways and Elastic IPs (found by tag: neither needs to be in a VPC).
-pub(super) async fn discover(
+/// The network resources of the cluster, from what [`fetch`] read.
+pub(super) fn actuals(
     cloud: &AwsCloud,
     names: &Names,
     scan: &VpcScan,
     by_id: &mut HashMap<String, String>,
-) -> Result<Vec<Actual>, CloudError> {
+) -> Vec<Actual> {
     let mut out: Vec<Actual> = Vec::new();
-    // The VPCs' two DNS attributes, the internet gateways and the Elastic
-    // IPs do not depend on each other: asked at once.
-    let attribute = |id: String, attr: ec2::VpcAttributeName| async move {
-        let r = cloud
-            .ec2
-            .describe_vpc_attribute()
-            .vpc_id(&id)
-            .attribute(attr.clone())
-            .send()
-            .await
-            .map_err(|e| err("DescribeVpcAttribute", &id, e))?;
-        let on = match attr {
-            ec2::VpcAttributeName::EnableDnsHostnames => {
-                r.enable_dns_hostnames().and_then(|x| x.value())
-            }
-            _ => r.enable_dns_support().and_then(|x| x.value()),
-        };
-        Ok::<_, CloudError>(on.unwrap_or(false))
-    };
-    let (dns_attrs, igws, eips) = tokio::try_join!(
-        futures::future::try_join_all(scan.vpcs.iter().map(|v| {
-            let id = v.vpc_id().unwrap_or_default().to_string();
-            async move {
-                tokio::try_join!(
-                    attribute(id.clone(), ec2::VpcAttributeName::EnableDnsHostnames),
-                    attribute(id, ec2::VpcAttributeName::EnableDnsSupport),
-                )
-            }
-        })),
-        async {
-            cloud
-                .ec2
-                .describe_internet_gateways()
-                .filters(cloud.owned_filter())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<ec2::InternetGateway>, _>>()
-                .await
-                .map_err(|e| err("DescribeInternetGateways", "aws_internet_gateway", e))
-        },
-        async {
-            cloud
-                .ec2
-                .describe_addresses()
-                .filters(cloud.owned_filter())
-                .send()
-                .await
-                .map_err(|e| err("DescribeAddresses", "aws_eip", e))
-        },
-    )?;
-    for (v, (hostnames, support)) in scan.vpcs.iter().zip(dns_attrs) {
+    for (v, (hostnames, support)) in scan.vpcs.iter().zip(scan.dns_attrs.iter().copied()) {
         let id = v.vpc_id().unwrap_or_default();
         let mut a = Attrs::new();
         a.insert(
@@ -206,7 +223,7 @@ pub(super) async fn discover(
         by_id.get(id).cloned().unwrap_or_else(|| id.to_string())
     };
 
-    for g in &igws {
+    for g in &scan.internet_gateways {
         let mut a = Attrs::new();
         if let Some(vpc) = g.attachments().first().and_then(|x| x.vpc_id()) {
             a.insert("vpc".into(), addr(by_id, vpc));
@@ -250,7 +267,7 @@ pub(super) async fn discover(
         out.push(act);
     }
 
-    for e in eips.addresses() {
+    for e in &scan.addresses {
         let act = cloud.actual(
             Kind::Eip,
             names,
@@ -366,7 +383,7 @@ pub(super) async fn discover(
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// A route table association has no tags: it is ours when its route table

@@ -14,13 +14,13 @@ use crate::resource::{Actual, Attrs, Kind};
 
 /// The cluster's security groups (from the scan of its VPCs) and their
 /// rules (one DescribeSecurityGroupRules call).
-pub(super) async fn discover(
+pub(super) fn actuals(
     cloud: &AwsCloud,
     model: &Model,
     names: &Names,
     scan: &VpcScan,
     by_id: &mut HashMap<String, String>,
-) -> Result<Vec<Actual>, CloudError> {
+) -> Vec<Actual> {
     let mut out = Vec::new();
     let mut sg_ids = Vec::new();
     for g in scan
@@ -53,24 +53,45 @@ pub(super) async fn discover(
         out.push(act);
     }
     if !sg_ids.is_empty() {
-        let rules: Vec<aws_sdk_ec2::types::SecurityGroupRule> = cloud
-            .ec2
-            .describe_security_group_rules()
-            .filters(
-                Filter::builder()
-                    .name("group-id")
-                    .set_values(Some(sg_ids.iter().map(|(i, _)| i.clone()).collect()))
-                    .build(),
-            )
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(|e| err("DescribeSecurityGroupRules", "aws_security_group_rule", e))?;
-        out.extend(match_rules(model, &rules, by_id, &sg_ids));
+        out.extend(match_rules(
+            model,
+            &scan.security_group_rules,
+            by_id,
+            &sg_ids,
+        ));
     }
-    Ok(out)
+    out
+}
+
+/// The rules of the cluster's groups among `groups` (one paginated call,
+/// none when the cluster has no group).
+pub(super) async fn fetch_rules(
+    cloud: &AwsCloud,
+    groups: &[aws_sdk_ec2::types::SecurityGroup],
+) -> Result<Vec<aws_sdk_ec2::types::SecurityGroupRule>, CloudError> {
+    let ids: Vec<String> = groups
+        .iter()
+        .filter(|g| tagged(cloud, g.tags()))
+        .filter_map(|g| g.group_id().map(str::to_string))
+        .collect();
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    cloud
+        .ec2
+        .describe_security_group_rules()
+        .filters(
+            Filter::builder()
+                .name("group-id")
+                .set_values(Some(ids))
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(|e| err("DescribeSecurityGroupRules", "aws_security_group_rule", e))
 }
 
 /// Creates a security group (without AWS's default allow-all egress) or a rule.

@@ -1,7 +1,8 @@
 //! The untouched report: what sits in the cluster's VPC without its
 //! ownership mark, and would block deleting the VPC. Never changed, only
 //! reported. Security groups, subnets, route tables and NAT gateways come
-//! from the scan discovery already made; the rest is one call per type.
+//! from the scan discovery already made; the rest is one call per type,
+//! made during the network's fetch ([`fetch`]).
 
 use aws_sdk_ec2::types::{self as ec2, Filter};
 
@@ -23,26 +24,159 @@ fn item(kind: &str, id: Option<&str>, t: &[ec2::Tag], fallback: Option<&str>) ->
     }
 }
 
+/// What the untouched report reads besides the scan: instances, network
+/// interfaces, network ACLs, endpoints, peerings, egress-only and VPN
+/// gateways of the owned VPCs.
+#[derive(Debug, Default)]
+pub(super) struct Others {
+    reservations: Vec<ec2::Reservation>,
+    enis: Vec<ec2::NetworkInterface>,
+    acls: Vec<ec2::NetworkAcl>,
+    endpoints: Vec<ec2::VpcEndpoint>,
+    peerings: Vec<ec2::VpcPeeringConnection>,
+    egress: Vec<ec2::EgressOnlyInternetGateway>,
+    vpn: Vec<ec2::VpnGateway>,
+}
+
+/// Reads [`Others`] of the owned VPCs `vpcs`: seven independent describes
+/// at once (each paginated in order), none when there is no owned VPC.
+pub(super) async fn fetch(cloud: &AwsCloud, vpcs: &[String]) -> Result<Others, CloudError> {
+    if vpcs.is_empty() {
+        return Ok(Others::default());
+    }
+    let in_vpc = || {
+        Filter::builder()
+            .name("vpc-id")
+            .set_values(Some(vpcs.to_vec()))
+            .build()
+    };
+    let (reservations, enis, acls, endpoints, peerings, egress, vpn) = tokio::try_join!(
+        async {
+            cloud
+                .ec2
+                .describe_instances()
+                .filters(in_vpc())
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .values("pending")
+                        .values("running")
+                        .values("shutting-down")
+                        .values("stopping")
+                        .values("stopped")
+                        .build(),
+                )
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeInstances", "untouched", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_network_interfaces()
+                .filters(in_vpc())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeNetworkInterfaces", "untouched", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_network_acls()
+                .filters(in_vpc())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeNetworkAcls", "untouched", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_vpc_endpoints()
+                .filters(in_vpc())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeVpcEndpoints", "untouched", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_vpc_peering_connections()
+                .filters(
+                    Filter::builder()
+                        .name("status-code")
+                        .values("pending-acceptance")
+                        .values("provisioning")
+                        .values("active")
+                        .build(),
+                )
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeVpcPeeringConnections", "untouched", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_egress_only_internet_gateways()
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| err("DescribeEgressOnlyInternetGateways", "untouched", e))
+        },
+        async {
+            cloud
+                .ec2
+                .describe_vpn_gateways()
+                .filters(
+                    Filter::builder()
+                        .name("attachment.vpc-id")
+                        .set_values(Some(vpcs.to_vec()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|r| r.vpn_gateways().to_vec())
+                .map_err(|e| err("DescribeVpnGateways", "untouched", e))
+        },
+    )?;
+    Ok(Others {
+        reservations,
+        enis,
+        acls,
+        endpoints,
+        peerings,
+        egress,
+        vpn,
+    })
+}
+
 /// Resources in the cluster's (owned) VPCs that are not the cluster's.
-pub(super) async fn report(
-    cloud: &AwsCloud,
-    scan: &VpcScan,
-    actual: &[Actual],
-) -> Result<Vec<Untouched>, CloudError> {
+pub(super) fn report(cloud: &AwsCloud, scan: &VpcScan, actual: &[Actual]) -> Vec<Untouched> {
     let vpcs: Vec<String> = actual
         .iter()
         .filter(|a| a.kind == Kind::Vpc && a.owned)
         .map(|a| a.id.clone())
         .collect();
     if vpcs.is_empty() {
-        return Ok(vec![]);
+        return vec![];
     }
-    let in_vpc = || {
-        Filter::builder()
-            .name("vpc-id")
-            .set_values(Some(vpcs.clone()))
-            .build()
-    };
+    let others = &scan.others;
     let in_our_vpc = |id: Option<&str>| id.is_some_and(|id| vpcs.iter().any(|v| v == id));
     // The same test as deletion's: both of the cluster's tags.
     let ours = |t: &[ec2::Tag]| cloud.is_ours(&ec2_tags(t));
@@ -74,27 +208,7 @@ pub(super) async fn report(
             out.push(item("aws_route_table", t.route_table_id(), t.tags(), None));
         }
     }
-    let reservations = cloud
-        .ec2
-        .describe_instances()
-        .filters(in_vpc())
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .values("shutting-down")
-                .values("stopping")
-                .values("stopped")
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeInstances", "untouched", e))?;
-    for i in reservations.iter().flat_map(|r| r.instances()) {
+    for i in others.reservations.iter().flat_map(|r| r.instances()) {
         if !ours(i.tags()) {
             out.push(item("aws_instance", i.instance_id(), i.tags(), None));
         }
@@ -116,17 +230,7 @@ pub(super) async fn report(
         .filter(|a| a.kind == Kind::LoadBalancer && a.owned)
         .map(|a| format!("ELB net/{}/", a.name))
         .collect();
-    let enis = cloud
-        .ec2
-        .describe_network_interfaces()
-        .filters(in_vpc())
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeNetworkInterfaces", "untouched", e))?;
-    for n in &enis {
+    for n in &others.enis {
         let description = n.description().unwrap_or_default();
         let of_instance = n.attachment().and_then(|a| a.instance_id()).is_some();
         let of_our_nat = n
@@ -142,32 +246,12 @@ pub(super) async fn report(
             ));
         }
     }
-    let acls = cloud
-        .ec2
-        .describe_network_acls()
-        .filters(in_vpc())
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeNetworkAcls", "untouched", e))?;
-    for a in &acls {
+    for a in &others.acls {
         if a.is_default() != Some(true) && !ours(a.tags()) {
             out.push(item("aws_network_acl", a.network_acl_id(), a.tags(), None));
         }
     }
-    let endpoints = cloud
-        .ec2
-        .describe_vpc_endpoints()
-        .filters(in_vpc())
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeVpcEndpoints", "untouched", e))?;
-    for e in &endpoints {
+    for e in &others.endpoints {
         let gone = matches!(
             e.state(),
             Some(ec2::State::Deleted | ec2::State::Deleting | ec2::State::Rejected)
@@ -181,24 +265,7 @@ pub(super) async fn report(
             ));
         }
     }
-    let peerings = cloud
-        .ec2
-        .describe_vpc_peering_connections()
-        .filters(
-            Filter::builder()
-                .name("status-code")
-                .values("pending-acceptance")
-                .values("provisioning")
-                .values("active")
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeVpcPeeringConnections", "untouched", e))?;
-    for p in &peerings {
+    for p in &others.peerings {
         let ends = [p.requester_vpc_info(), p.accepter_vpc_info()];
         let touches = ends.iter().flatten().any(|v| in_our_vpc(v.vpc_id()));
         if touches && !ours(p.tags()) {
@@ -210,16 +277,7 @@ pub(super) async fn report(
             ));
         }
     }
-    let egress = cloud
-        .ec2
-        .describe_egress_only_internet_gateways()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeEgressOnlyInternetGateways", "untouched", e))?;
-    for g in &egress {
+    for g in &others.egress {
         let attached = g.attachments().iter().any(|a| in_our_vpc(a.vpc_id()));
         if attached && !ours(g.tags()) {
             out.push(item(
@@ -230,19 +288,7 @@ pub(super) async fn report(
             ));
         }
     }
-    let vpn = cloud
-        .ec2
-        .describe_vpn_gateways()
-        .filters(
-            Filter::builder()
-                .name("attachment.vpc-id")
-                .set_values(Some(vpcs.clone()))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| err("DescribeVpnGateways", "untouched", e))?;
-    for g in vpn.vpn_gateways() {
+    for g in &others.vpn {
         let attached = g
             .vpc_attachments()
             .iter()
@@ -252,5 +298,5 @@ pub(super) async fn report(
         }
     }
     out.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
-    Ok(out)
+    out
 }

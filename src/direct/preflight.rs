@@ -154,14 +154,7 @@ async fn missing_dns_zones(
     catalog: &dyn Catalog,
     model: &Model,
 ) -> Result<Vec<String>, DirectError> {
-    let zones: BTreeSet<&str> = model
-        .resources
-        .iter()
-        .filter_map(|r| match &r.props {
-            Props::DnsRecord { zone_name, .. } => Some(zone_name.as_str()),
-            _ => None,
-        })
-        .collect();
+    let zones = model.dns_zones();
     let found = futures::future::try_join_all(zones.iter().map(|z| catalog.public_zone_exists(z)))
         .await
         .map_err(DirectError::Discover)?;

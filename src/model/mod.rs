@@ -484,6 +484,17 @@ impl Model {
         missing
     }
 
+    /// The DNS zones the model's records are in, sorted, each once.
+    pub fn dns_zones(&self) -> std::collections::BTreeSet<&str> {
+        self.resources
+            .iter()
+            .filter_map(|r| match &r.props {
+                Props::DnsRecord { zone_name, .. } => Some(zone_name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Resources of one kind.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> + '_ {
         self.resources.iter().filter(move |r| r.id.kind == kind)

@@ -50,26 +50,12 @@ async fn zone_id(cloud: &AwsCloud, zone: &str) -> Result<Option<String>, CloudEr
 /// record set.
 pub(super) type ZoneRecords = (String, String, Vec<r53::types::ResourceRecordSet>);
 
-fn record_zones(model: &Model) -> Vec<&str> {
-    let mut zones: Vec<&str> = model
-        .resources
-        .iter()
-        .filter_map(|r| match &r.props {
-            Props::DnsRecord { zone_name, .. } => Some(zone_name.as_str()),
-            _ => None,
-        })
-        .collect();
-    zones.sort();
-    zones.dedup();
-    zones
-}
-
 /// Reads the record sets of the zones the model's records are in (the
 /// zones at once, each zone's pages in order); a zone that does not exist
 /// is left out.
 pub(super) async fn fetch(cloud: &AwsCloud, model: &Model) -> Result<Vec<ZoneRecords>, CloudError> {
     let zones =
-        futures::future::try_join_all(record_zones(model).into_iter().map(|zone| async move {
+        futures::future::try_join_all(model.dns_zones().into_iter().map(|zone| async move {
             let Some(zid) = zone_id(cloud, zone).await? else {
                 return Ok(None);
             };

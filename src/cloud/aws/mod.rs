@@ -25,6 +25,21 @@
 //! carries this cluster's ownership mark: the plan's filter is one check,
 //! this is the second, independent one.
 
+/// Every item of a paginated describe request, in order, or the call's
+/// error as `op` on `address`. A macro: each request's paginator is a
+/// type of its own.
+macro_rules! all_items {
+    ($request:expr, $op:literal, $address:expr $(,)?) => {
+        $request
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| err($op, $address, e))
+    };
+}
+
 mod catalog;
 mod compute;
 mod dns;

@@ -48,28 +48,21 @@ pub(super) struct VpcScan {
 pub(super) async fn fetch(cloud: &AwsCloud) -> Result<VpcScan, CloudError> {
     let (vpcs, internet_gateways, addresses) = tokio::try_join!(
         async {
-            cloud
-                .ec2
-                .describe_vpcs()
-                .filters(cloud.owned_filter())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<ec2::Vpc>, _>>()
-                .await
-                .map_err(|e| err("DescribeVpcs", "aws_vpc", e))
+            all_items!(
+                cloud.ec2.describe_vpcs().filters(cloud.owned_filter()),
+                "DescribeVpcs",
+                "aws_vpc",
+            )
         },
         async {
-            cloud
-                .ec2
-                .describe_internet_gateways()
-                .filters(cloud.owned_filter())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<ec2::InternetGateway>, _>>()
-                .await
-                .map_err(|e| err("DescribeInternetGateways", "aws_internet_gateway", e))
+            all_items!(
+                cloud
+                    .ec2
+                    .describe_internet_gateways()
+                    .filters(cloud.owned_filter()),
+                "DescribeInternetGateways",
+                "aws_internet_gateway",
+            )
         },
         async {
             cloud
@@ -125,54 +118,37 @@ pub(super) async fn fetch(cloud: &AwsCloud) -> Result<VpcScan, CloudError> {
     };
     let (subnets, route_tables, (security_groups, rules), nat_gateways, dns_attrs, others) = tokio::try_join!(
         async {
-            cloud
-                .ec2
-                .describe_subnets()
-                .filters(in_vpcs.clone())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeSubnets", "aws_subnet", e))
+            all_items!(
+                cloud.ec2.describe_subnets().filters(in_vpcs.clone()),
+                "DescribeSubnets",
+                "aws_subnet",
+            )
         },
         async {
-            cloud
-                .ec2
-                .describe_route_tables()
-                .filters(in_vpcs.clone())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeRouteTables", "aws_route_table", e))
+            all_items!(
+                cloud.ec2.describe_route_tables().filters(in_vpcs.clone()),
+                "DescribeRouteTables",
+                "aws_route_table",
+            )
         },
         async {
-            let groups: Vec<ec2::SecurityGroup> = cloud
-                .ec2
-                .describe_security_groups()
-                .filters(in_vpcs.clone())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeSecurityGroups", "aws_security_group", e))?;
+            let groups: Vec<ec2::SecurityGroup> = all_items!(
+                cloud
+                    .ec2
+                    .describe_security_groups()
+                    .filters(in_vpcs.clone()),
+                "DescribeSecurityGroups",
+                "aws_security_group",
+            )?;
             let rules = super::security::fetch_rules(cloud, &groups).await?;
             Ok::<_, CloudError>((groups, rules))
         },
         async {
-            cloud
-                .ec2
-                .describe_nat_gateways()
-                .filter(in_vpcs.clone())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeNatGateways", "aws_nat_gateway", e))
+            all_items!(
+                cloud.ec2.describe_nat_gateways().filter(in_vpcs.clone()),
+                "DescribeNatGateways",
+                "aws_nat_gateway",
+            )
         },
         futures::future::try_join_all(scan.vpc_ids.iter().map(|id| async move {
             tokio::try_join!(

@@ -52,11 +52,8 @@ pub(super) async fn fetch(cloud: &AwsCloud, vpcs: &[String]) -> Result<Others, C
     };
     let (reservations, enis, acls, endpoints, peerings, egress, vpn) = tokio::try_join!(
         async {
-            cloud
-                .ec2
-                .describe_instances()
-                .filters(in_vpc())
-                .filters(
+            all_items!(
+                cloud.ec2.describe_instances().filters(in_vpc()).filters(
                     Filter::builder()
                         .name("instance-state-name")
                         .values("pending")
@@ -65,79 +62,52 @@ pub(super) async fn fetch(cloud: &AwsCloud, vpcs: &[String]) -> Result<Others, C
                         .values("stopping")
                         .values("stopped")
                         .build(),
-                )
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeInstances", "untouched", e))
+                ),
+                "DescribeInstances",
+                "untouched",
+            )
         },
         async {
-            cloud
-                .ec2
-                .describe_network_interfaces()
-                .filters(in_vpc())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeNetworkInterfaces", "untouched", e))
+            all_items!(
+                cloud.ec2.describe_network_interfaces().filters(in_vpc()),
+                "DescribeNetworkInterfaces",
+                "untouched",
+            )
         },
         async {
-            cloud
-                .ec2
-                .describe_network_acls()
-                .filters(in_vpc())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeNetworkAcls", "untouched", e))
+            all_items!(
+                cloud.ec2.describe_network_acls().filters(in_vpc()),
+                "DescribeNetworkAcls",
+                "untouched",
+            )
         },
         async {
-            cloud
-                .ec2
-                .describe_vpc_endpoints()
-                .filters(in_vpc())
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeVpcEndpoints", "untouched", e))
+            all_items!(
+                cloud.ec2.describe_vpc_endpoints().filters(in_vpc()),
+                "DescribeVpcEndpoints",
+                "untouched",
+            )
         },
         async {
-            cloud
-                .ec2
-                .describe_vpc_peering_connections()
-                .filters(
+            all_items!(
+                cloud.ec2.describe_vpc_peering_connections().filters(
                     Filter::builder()
                         .name("status-code")
                         .values("pending-acceptance")
                         .values("provisioning")
                         .values("active")
                         .build(),
-                )
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeVpcPeeringConnections", "untouched", e))
+                ),
+                "DescribeVpcPeeringConnections",
+                "untouched",
+            )
         },
         async {
-            cloud
-                .ec2
-                .describe_egress_only_internet_gateways()
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| err("DescribeEgressOnlyInternetGateways", "untouched", e))
+            all_items!(
+                cloud.ec2.describe_egress_only_internet_gateways(),
+                "DescribeEgressOnlyInternetGateways",
+                "untouched",
+            )
         },
         async {
             cloud

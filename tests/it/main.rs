@@ -10,6 +10,8 @@ mod bucket_owner;
 mod cli;
 pub mod component;
 mod direct;
+mod direct_crash;
+mod direct_preflight;
 mod faults;
 mod first_contact;
 mod fuzz;

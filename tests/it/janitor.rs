@@ -22,6 +22,7 @@ use clusterctl::controllers::runtime::events::Events;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -184,6 +185,24 @@ async fn fixture(env: &KubeEnv, ttl_ns: &str, kept_ns: &str) -> BTreeSet<String>
     }
     expected.insert("ConfigMap/cm-ttl".into());
     expected.insert("ConfigMap/cm-expires".into());
+    // Ingresses (a kind the deployed janitor is given): one expired by
+    // date, one plain.
+    let ingresses: Api<Ingress> = env.api();
+    for (name, annotations) in [
+        (
+            "ing-expires",
+            json!({ "janitor.clusterctl.io/expires": past }),
+        ),
+        ("ing-plain", json!({})),
+    ] {
+        let ing: Ingress = serde_json::from_value(json!({
+            "metadata": { "name": name, "annotations": annotations },
+            "spec": { "defaultBackend": { "service": { "name": "web", "port": { "number": 80 } } } }
+        }))
+        .unwrap();
+        ingresses.create(&pp, &ing).await.unwrap();
+    }
+    expected.insert("Ingress/ing-expires".into());
     // Namespaces: one expired, one not.
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
     for (name, expires) in [
@@ -215,7 +234,7 @@ fn rules() -> RuleSet {
     r.replicasets.min_age = Duration::ZERO;
     r.jobs.ttl = Duration::ZERO;
     r.pods.ttl = Duration::ZERO;
-    r.ttl.kinds = vec!["configmaps".into()];
+    r.ttl.kinds = vec!["configmaps".into(), "ingresses".into()];
     RuleSet {
         default: r,
         namespaces: Default::default(),
@@ -255,6 +274,7 @@ async fn present(env: &KubeEnv, ttl_ns: &str, kept_ns: &str) -> BTreeSet<String>
     out.extend(live::<Job>(env).await);
     out.extend(live::<Pod>(env).await);
     out.extend(live::<ConfigMap>(env).await);
+    out.extend(live::<Ingress>(env).await);
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
     for ns in [ttl_ns, kept_ns] {
         if let Some(n) = namespaces.get_opt(ns).await.unwrap()
@@ -272,7 +292,7 @@ async fn the_janitor_deletes_exactly_what_its_rules_select() {
     let ttl_ns = format!("{}-expired", env.ns);
     let kept_ns = format!("{}-kept", env.ns);
     let expected = fixture(&env, &ttl_ns, &kept_ns).await;
-    assert_eq!(expected.len(), 240 + 2 + 1 + 2 + 1);
+    assert_eq!(expected.len(), 240 + 2 + 1 + 2 + 1 + 1);
     let before = present(&env, &ttl_ns, &kept_ns).await;
     let scope = vec![env.ns.clone(), ttl_ns.clone(), kept_ns.clone()];
     let events = Events::new(env.client.clone(), "clusterctl-janitor", "test", false);
@@ -302,8 +322,10 @@ async fn the_janitor_deletes_exactly_what_its_rules_select() {
         before,
         "a dry run deleted something"
     );
-    // Pages: 500 a page, so one page per kind here.
-    assert!(lister.calls.load(std::sync::atomic::Ordering::Relaxed) <= 3 * 6);
+    // Pages: 500 a page, so one page per kind and namespace here (seven
+    // kinds: ReplicaSets, Deployments, Jobs, failed Pods, and the TTL rule's
+    // Namespaces, ConfigMaps and Ingresses).
+    assert!(lister.calls.load(std::sync::atomic::Ordering::Relaxed) <= 3 * 7);
 
     // A real run, with cm-expires replaced between the list and the delete.
     let selection = plan(

@@ -67,13 +67,17 @@ async fn launch(groups: &FakeNodeGroups, kubelet: &FakeKubelet, env: &KubeEnv) {
 /// A pod with a controller (an owner no controller acts on, so that
 /// neither the garbage collector nor a ReplicaSet controller removes it).
 fn pod(env: &KubeEnv, name: &str, owner_uid: &str) -> Pod {
+    sized(env, name, owner_uid, "1500m", "256Mi")
+}
+
+fn sized(env: &KubeEnv, name: &str, owner_uid: &str, cpu: &str, memory: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": { "name": name, "labels": { "app": "burst" },
                       "ownerReferences": [{ "apiVersion": "v1", "kind": "ConfigMap", "name": "burst", "uid": owner_uid, "controller": true }] },
         "spec": {
             "nodeSelector": { "clusterctl.io/test-node": env.ns },
             "containers": [{ "name": "c", "image": "registry.k8s.io/pause:3.10",
-                             "resources": { "requests": { "cpu": "1500m", "memory": "256Mi" } } }],
+                             "resources": { "requests": { "cpu": cpu, "memory": memory } } }],
         },
     }))
     .unwrap()
@@ -186,15 +190,57 @@ async fn pending_pods_grow_every_zone_and_empty_nodes_go_again() {
     let writes = groups.writes.lock().unwrap().clone();
     assert!(writes.iter().all(|w| w.starts_with("set ")), "{writes:?}");
 
-    // The pods go: the empty nodes are drained and terminated, one per
-    // zone, back to each ASG's minimum.
+    // A small pod joins one of the nodes (M, in zone Z).
+    pods.create(
+        &PostParams::default(),
+        &sized(&env, "mover", &uid, "100m", "64Mi"),
+    )
+    .await
+    .unwrap();
+    let node_of = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
+    eventually("the small pod runs", || async {
+        pods.get("mover").await.ok().is_some_and(|p| {
+            node_of(&p).is_some()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+    })
+    .await;
+    let nodes = Api::<Node>::all(env.client.clone());
+    let zone_of = |n: &Node| {
+        n.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("topology.kubernetes.io/zone").cloned())
+    };
+    let m = node_of(&pods.get("mover").await.unwrap()).unwrap();
+    let z = zone_of(&nodes.get(&m).await.unwrap()).unwrap();
+    // The burst pod on Z's other node stays; the others go.
+    let mut kept = None;
+    for p in pods.list(&Default::default()).await.unwrap().items {
+        let (Some(name), Some(n)) = (p.metadata.name.clone(), node_of(&p)) else {
+            continue;
+        };
+        if !name.starts_with("burst-") || n == m {
+            continue;
+        }
+        if kept.is_none() && zone_of(&nodes.get(&n).await.unwrap()).as_deref() == Some(&z) {
+            kept = Some((name, n));
+        }
+    }
+    let (kept, kept_node) = kept.expect("a burst pod on the other node of the small pod's zone");
+
+    // The pods go: the empty nodes are terminated, one per zone, back to
+    // each ASG's minimum; in zone Z, M holds only the small pod, which fits
+    // beside the kept burst pod: M is drained through the Eviction API and
+    // terminated, and the kept pod's node stays.
     for i in 0..6 {
-        pods.delete(
-            &format!("burst-{i}"),
-            &DeleteParams::default().grace_period(0),
-        )
-        .await
-        .unwrap();
+        let name = format!("burst-{i}");
+        if name == kept {
+            continue;
+        }
+        pods.delete(&name, &DeleteParams::default().grace_period(0))
+            .await
+            .unwrap();
     }
     eventually("back to one node per zone", || async {
         launch(&groups, &kubelet, &env).await;
@@ -213,7 +259,19 @@ async fn pending_pods_grow_every_zone_and_empty_nodes_go_again() {
         .filter(|w| w.starts_with("terminate "))
         .count();
     assert_eq!(terminated, 3, "{:?}", groups.writes.lock().unwrap());
-    let nodes = Api::<Node>::all(env.client.clone());
+    eventually("the small pod was evicted", || async {
+        pods.get_opt("mover").await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        kubelet.names().contains(&kept_node),
+        "the kept pod's node stays: {:?}",
+        kubelet.names()
+    );
+    assert_eq!(
+        node_of(&pods.get(&kept).await.unwrap()).as_deref(),
+        Some(kept_node.as_str())
+    );
     let ours =
         kube::api::ListParams::default().labels(&format!("clusterctl.io/test-node={}", env.ns));
     eventually("only the three remaining nodes are left", || async {

@@ -108,6 +108,46 @@ async fn a_scale_down_gives_the_idle_consumer_the_lower_deletion_cost() {
     })
     .await;
     let idle = consumer(broker, Ipv4Addr::new(127, 0, 0, 3), "work").await;
+    // The management API's consumer and channel statistics lag the
+    // queue's: what the component reads must show both consumers and the
+    // busy channel's five messages before it starts, or it would rank on
+    // stale figures (as it would, for one pass, on a real broker).
+    eventually(
+        "the API lists both consumers and the busy channel's five",
+        || async {
+            let (_, consumers) = broker
+                .api(
+                    "GET",
+                    "/api/consumers/%2F?columns=channel_details.name,channel_details.peer_host",
+                    None,
+                )
+                .await;
+            let consumers: serde_json::Value = serde_json::from_str(&consumers).unwrap();
+            let channel_of = |ip: &str| {
+                consumers.as_array().and_then(|all| {
+                    all.iter()
+                        .find(|c| c["channel_details"]["peer_host"] == ip)
+                        .and_then(|c| c["channel_details"]["name"].as_str().map(str::to_string))
+                })
+            };
+            let (Some(busy), Some(_)) = (channel_of("127.0.0.2"), channel_of("127.0.0.3")) else {
+                return false;
+            };
+            let (_, channels) = broker
+                .api(
+                    "GET",
+                    "/api/vhosts/%2F/channels?columns=name,messages_unacknowledged",
+                    None,
+                )
+                .await;
+            let channels: serde_json::Value = serde_json::from_str(&channels).unwrap();
+            channels.as_array().is_some_and(|all| {
+                all.iter()
+                    .any(|c| c["name"] == busy.as_str() && c["messages_unacknowledged"] == 5)
+            })
+        },
+    )
+    .await;
     pod(&env, "worker-busy", "127.0.0.2").await;
     pod(&env, "worker-idle", "127.0.0.3").await;
     // Two replicas; five messages at ten a pod want one, after a short window.

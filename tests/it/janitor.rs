@@ -398,12 +398,23 @@ async fn the_command_reports_a_dry_run_deletes_and_refuses_bad_rules() {
                 .unwrap();
         cms.create(&PostParams::default(), &cm).await.unwrap();
     }
+    // An expired Ingress: the deployed janitor is given ingresses too.
+    let ing: Ingress = serde_json::from_value(json!({
+        "metadata": { "name": "old-ing", "annotations": { "janitor.clusterctl.io/expires": past } },
+        "spec": { "defaultBackend": { "service": { "name": "web", "port": { "number": 80 } } } }
+    }))
+    .unwrap();
+    let ingresses: Api<Ingress> = env.api();
+    ingresses
+        .create(&PostParams::default(), &ing)
+        .await
+        .unwrap();
     let run = |extra: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"))
             .arg("janitor")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            .args(["--namespace", &env.ns, "--kinds", "configmaps"])
+            .args(["--namespace", &env.ns, "--kinds", "configmaps,ingresses"])
             .args(extra)
             .output()
             .unwrap();
@@ -417,18 +428,21 @@ async fn the_command_reports_a_dry_run_deletes_and_refuses_bad_rules() {
     assert_eq!(code, Some(0), "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["dryRun"], true);
-    let names: Vec<&str> = report["delete"]
+    let mut names: Vec<&str> = report["delete"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["old"], "{out}");
+    names.sort();
+    assert_eq!(names, ["old", "old-ing"], "{out}");
     assert!(
-        report["delete"][0]["reason"]
-            .as_str()
+        report["delete"]
+            .as_array()
             .unwrap()
-            .contains("TTL expired")
+            .iter()
+            .all(|c| c["reason"].as_str().unwrap().contains("TTL expired")),
+        "{out}"
     );
     assert!(
         cms.get_opt("old").await.unwrap().is_some(),
@@ -447,8 +461,14 @@ async fn the_command_reports_a_dry_run_deletes_and_refuses_bad_rules() {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["ConfigMap", "1", "2", "0", "0"]),
         "{out}"
     );
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Ingress", "1", "0", "0", "0"]),
+        "{out}"
+    );
     assert!(cms.get_opt("old").await.unwrap().is_none());
     assert!(cms.get_opt("keep").await.unwrap().is_some());
+    assert!(ingresses.get_opt("old-ing").await.unwrap().is_none());
     // One delete that fails (a fault only the test server can inject):
     // the others still go, and the exit code says so.
     if let Some(server) = env.local() {

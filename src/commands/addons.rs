@@ -85,17 +85,22 @@ pub async fn upload_channel(
     store: &StateStore,
     rendered: &BTreeMap<String, String>,
 ) -> Result<Vec<String>, AppError> {
+    // Every file is read at once (one round trip, not one per file); only
+    // those that differ are written.
+    let stored = futures::future::try_join_all(
+        rendered
+            .keys()
+            .map(|path| async move { store.get(&format!("addons/{path}")).await }),
+    )
+    .await?;
     let mut written = Vec::new();
-    for (path, content) in rendered {
-        let name = format!("addons/{path}");
-        let same = store
-            .get(&name)
-            .await?
-            .is_some_and(|(body, _)| body == content.as_bytes());
-        if !same {
-            store.put(&name, content.clone().into_bytes()).await?;
-            written.push(name);
+    for ((path, content), now) in rendered.iter().zip(stored) {
+        if now.is_some_and(|(body, _)| body == content.as_bytes()) {
+            continue;
         }
+        let name = format!("addons/{path}");
+        store.put(&name, content.clone().into_bytes()).await?;
+        written.push(name);
     }
     Ok(written)
 }

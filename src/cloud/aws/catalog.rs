@@ -116,21 +116,16 @@ async fn describe_images(
     }
     // A deprecated public AMI still launches; without IncludeDeprecated
     // EC2 would hide it, and a running cluster's image would look missing.
-    let images = ec2c
-        .describe_images()
-        .include_deprecated(true)
-        .filters(
+    let images = all_items!(
+        ec2c.describe_images().include_deprecated(true).filters(
             ec2::Filter::builder()
                 .name("image-id")
                 .set_values(Some(ids.to_vec()))
                 .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeImages", "images", e))?;
+        ),
+        "DescribeImages",
+        "images",
+    )?;
     Ok(images
         .iter()
         .filter_map(|i| {
@@ -157,20 +152,16 @@ async fn architectures(
     if types.is_empty() {
         return Ok(HashMap::new());
     }
-    let found = ec2c
-        .describe_instance_types()
-        .filters(
+    let found = all_items!(
+        ec2c.describe_instance_types().filters(
             ec2::Filter::builder()
                 .name("instance-type")
                 .set_values(Some(types.to_vec()))
                 .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeInstanceTypes", "instance types", e))?;
+        ),
+        "DescribeInstanceTypes",
+        "instance types",
+    )?;
     Ok(found
         .iter()
         .filter_map(|t| {
@@ -192,27 +183,24 @@ async fn offered_instance_types(
     types: &[String],
     zones: &[String],
 ) -> Result<std::collections::HashSet<(String, String)>, CloudError> {
-    let pages = ec2c
-        .describe_instance_type_offerings()
-        .location_type(ec2::LocationType::AvailabilityZone)
-        .filters(
-            ec2::Filter::builder()
-                .name("instance-type")
-                .set_values(Some(types.to_vec()))
-                .build(),
-        )
-        .filters(
-            ec2::Filter::builder()
-                .name("location")
-                .set_values(Some(zones.to_vec()))
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| err("DescribeInstanceTypeOfferings", "instance types", e))?;
+    let pages = all_items!(
+        ec2c.describe_instance_type_offerings()
+            .location_type(ec2::LocationType::AvailabilityZone)
+            .filters(
+                ec2::Filter::builder()
+                    .name("instance-type")
+                    .set_values(Some(types.to_vec()))
+                    .build(),
+            )
+            .filters(
+                ec2::Filter::builder()
+                    .name("location")
+                    .set_values(Some(zones.to_vec()))
+                    .build(),
+            ),
+        "DescribeInstanceTypeOfferings",
+        "instance types",
+    )?;
     Ok(pages
         .iter()
         .filter_map(|o| {

@@ -77,21 +77,16 @@ pub(super) async fn fetch_rules(
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    cloud
-        .ec2
-        .describe_security_group_rules()
-        .filters(
+    all_items!(
+        cloud.ec2.describe_security_group_rules().filters(
             Filter::builder()
                 .name("group-id")
                 .set_values(Some(ids))
                 .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .map_err(|e| err("DescribeSecurityGroupRules", "aws_security_group_rule", e))
+        ),
+        "DescribeSecurityGroupRules",
+        "aws_security_group_rule",
+    )
 }
 
 /// Creates a security group (without AWS's default allow-all egress) or a rule.

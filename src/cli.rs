@@ -152,7 +152,7 @@ pub enum Command {
         #[arg(long = "out", value_name = "FILE")]
         out: Option<PathBuf>,
         /// AWS requests in flight at once, per service.
-        #[arg(long, default_value_t = clusterctl::cloud::DEFAULT_PARALLELISM)]
+        #[arg(long, default_value_t = clusterctl::cloud::DEFAULT_PARALLELISM, value_parser = parse_parallelism)]
         parallelism: usize,
     },
     /// Create or update the cluster's AWS resources (direct target): from a
@@ -287,7 +287,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Changes made at once, and AWS requests in flight at once per service.
-    #[arg(long, default_value_t = clusterctl::cloud::DEFAULT_PARALLELISM)]
+    #[arg(long, default_value_t = clusterctl::cloud::DEFAULT_PARALLELISM, value_parser = parse_parallelism)]
     pub parallelism: usize,
     /// Wait up to this long for the state lock (e.g. 30s, 5m) instead of failing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_lock_timeout)]
@@ -407,6 +407,13 @@ pub struct ApiKubeconfig {
 #[derive(Debug, Clone, Copy)]
 pub struct LockTimeout(pub std::time::Duration);
 
+fn parse_parallelism(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s} is not a whole number of at least 1")),
+    }
+}
+
 fn parse_lock_timeout(s: &str) -> Result<LockTimeout, String> {
     clusterctl::spec::validate::parse_duration(s)
         .map(|secs| LockTimeout(std::time::Duration::from_secs(secs)))
@@ -474,6 +481,26 @@ mod tests {
         match cli.command {
             Command::Validate { output, .. } => assert_eq!(output.output, Some(Format::Json)),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parallelism_is_at_least_one() {
+        let parse = |cmd: &str, n: &str| {
+            Cli::try_parse_from(["clusterctl", cmd, "-f", "x.yaml", "--parallelism", n])
+        };
+        match parse("plan", "3").unwrap().command {
+            Command::Plan { parallelism, .. } => assert_eq!(parallelism, 3),
+            other => panic!("{other:?}"),
+        }
+        for cmd in ["plan", "apply", "destroy"] {
+            for bad in ["0", "many"] {
+                let err = parse(cmd, bad).unwrap_err().to_string();
+                assert!(
+                    err.contains("--parallelism") && err.contains("at least 1"),
+                    "{cmd} {bad}: {err}"
+                );
+            }
         }
     }
 

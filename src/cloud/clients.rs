@@ -26,6 +26,8 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     /// Attempts made by all clients (retries included).
     pub attempts: AttemptCounter,
+    /// Public hosted zone ids, looked up once per run.
+    pub zone_ids: super::aws::ZoneIds,
 }
 
 /// Counts SDK operations and their attempts, so retries can be reported.
@@ -182,6 +184,7 @@ impl Clients {
                     .build(),
             ),
             attempts,
+            zone_ids: Default::default(),
         }
     }
 

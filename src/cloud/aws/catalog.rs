@@ -14,6 +14,7 @@ use crate::cloud::{Catalog, CloudError, ImageInfo};
 pub struct AwsCatalog {
     ec2: aws_sdk_ec2::Client,
     route53: aws_sdk_route53::Client,
+    zone_ids: super::ZoneIds,
 }
 
 impl AwsCatalog {
@@ -22,6 +23,7 @@ impl AwsCatalog {
         AwsCatalog {
             ec2: clients.ec2.clone(),
             route53: clients.route53.clone(),
+            zone_ids: clients.zone_ids.clone(),
         }
     }
 }
@@ -90,17 +92,7 @@ impl Catalog for AwsCatalog {
     }
 
     async fn public_zone_exists(&self, zone: &str) -> Result<bool, CloudError> {
-        let z = self
-            .route53
-            .list_hosted_zones_by_name()
-            .dns_name(zone)
-            .send()
-            .await
-            .map_err(|e| err("ListHostedZonesByName", zone, e))?;
-        let want = format!("{}.", zone.trim_end_matches('.'));
-        Ok(z.hosted_zones()
-            .iter()
-            .any(|h| h.name() == want && !h.config().is_some_and(|c| c.private_zone())))
+        Ok(self.zone_ids.get(&self.route53, zone).await?.is_some())
     }
 }
 

@@ -3,8 +3,10 @@
 //! is ours only when that TXT record names this cluster.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_route53 as r53;
+use tokio::sync::OnceCell;
 
 use super::{AwsCloud, err};
 use crate::cloud::{CloudError, IdMap};
@@ -31,19 +33,52 @@ fn build_err(
     }
 }
 
-async fn zone_id(cloud: &AwsCloud, zone: &str) -> Result<Option<String>, CloudError> {
-    let z = cloud
-        .route53
-        .list_hosted_zones_by_name()
-        .dns_name(zone)
-        .send()
+/// The ids of public hosted zones by name, each looked up once per run and
+/// shared by the preflight (does the zone exist?) and the records (which
+/// zone holds them): a zone's id does not change while clusterctl runs.
+/// Concurrent askers of one zone wait for one call; a failed call is not
+/// remembered.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneIds(Arc<Mutex<HashMap<String, ZoneId>>>);
+
+/// One zone's id, once looked up (None: no such public zone).
+type ZoneId = Arc<OnceCell<Option<String>>>;
+
+impl ZoneIds {
+    /// The id of the public hosted zone `zone`, or None when the account
+    /// has no such public zone.
+    pub(super) async fn get(
+        &self,
+        route53: &r53::Client,
+        zone: &str,
+    ) -> Result<Option<String>, CloudError> {
+        let cell = self
+            .0
+            .lock()
+            .expect("the zone ids' lock is never poisoned")
+            .entry(zone.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            let z = route53
+                .list_hosted_zones_by_name()
+                .dns_name(zone)
+                .send()
+                .await
+                .map_err(|e| err("ListHostedZonesByName", zone, e))?;
+            let want = format!("{}.", zone.trim_end_matches('.'));
+            Ok(z.hosted_zones()
+                .iter()
+                .find(|h| h.name() == want && !h.config().is_some_and(|c| c.private_zone()))
+                .map(|h| h.id().to_string()))
+        })
         .await
-        .map_err(|e| err("ListHostedZonesByName", zone, e))?;
-    let want = format!("{}.", zone.trim_end_matches('.'));
-    Ok(z.hosted_zones()
-        .iter()
-        .find(|h| h.name() == want && !h.config().is_some_and(|c| c.private_zone()))
-        .map(|h| h.id().to_string()))
+        .cloned()
+    }
+}
+
+async fn zone_id(cloud: &AwsCloud, zone: &str) -> Result<Option<String>, CloudError> {
+    cloud.zone_ids.get(&cloud.route53, zone).await
 }
 
 /// One of the model's zones as discovery read it: name, id and every
@@ -352,4 +387,79 @@ pub(super) async fn delete(cloud: &AwsCloud, address: &str, id: &str) -> Result<
         target.clone(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_sdk_s3::primitives::SdkBody;
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_runtime_api::http::Response;
+    use aws_smithy_runtime_api::shared::IntoShared;
+
+    use super::*;
+
+    /// Route53 answering every ListHostedZonesByName with the public zone
+    /// `example.com.` (id Z1), after 20 ms, counting the calls.
+    #[derive(Debug, Clone, Default)]
+    struct OneZone(Arc<AtomicUsize>);
+
+    impl HttpConnector for OneZone {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            HttpConnectorFuture::new(async {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let body = r#"<?xml version="1.0"?>
+<ListHostedZonesByNameResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><HostedZones><HostedZone><Id>/hostedzone/Z1</Id><Name>example.com.</Name><CallerReference>t</CallerReference><Config><PrivateZone>false</PrivateZone></Config></HostedZone></HostedZones><IsTruncated>false</IsTruncated><MaxItems>100</MaxItems></ListHostedZonesByNameResponse>"#;
+                Ok(Response::new(200.try_into().unwrap(), SdkBody::from(body)))
+            })
+        }
+    }
+
+    impl HttpClient for OneZone {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            self.clone().into_shared()
+        }
+    }
+
+    #[tokio::test]
+    async fn each_zone_is_looked_up_once_however_many_ask_at_once() {
+        let route53 = OneZone::default();
+        let client = r53::Client::from_conf(
+            r53::Config::builder()
+                .behavior_version(r53::config::BehaviorVersion::latest())
+                .region(r53::config::Region::new("us-east-1"))
+                .credentials_provider(r53::config::Credentials::new("a", "b", None, None, "t"))
+                .http_client(route53.clone())
+                .build(),
+        );
+        let ids = ZoneIds::default();
+        let (a, b) = tokio::join!(
+            ids.get(&client, "example.com"),
+            ids.get(&client, "example.com")
+        );
+        assert_eq!(a.unwrap().as_deref(), Some("/hostedzone/Z1"));
+        assert_eq!(b.unwrap().as_deref(), Some("/hostedzone/Z1"));
+        assert_eq!(
+            ids.get(&client, "example.com").await.unwrap().as_deref(),
+            Some("/hostedzone/Z1")
+        );
+        assert_eq!(
+            route53.0.load(Ordering::SeqCst),
+            1,
+            "one call for example.com"
+        );
+        // Another name is another lookup (and not this zone).
+        assert_eq!(ids.get(&client, "other.org").await.unwrap(), None);
+        assert_eq!(route53.0.load(Ordering::SeqCst), 2);
+    }
 }

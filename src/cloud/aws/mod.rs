@@ -57,6 +57,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use tracing::Instrument;
 
 pub use catalog::AwsCatalog;
+pub use dns::ZoneIds;
 
 use super::{Cloud, CloudError, Discovery, IdMap, call_error as err, ec2_tags};
 use crate::model::naming::{TAG_CLUSTER, ownership_tag, tf_label};
@@ -72,6 +73,7 @@ pub struct AwsCloud {
     autoscaling: aws_sdk_autoscaling::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     route53: aws_sdk_route53::Client,
+    zone_ids: ZoneIds,
     attempts: super::AttemptCounter,
     cluster: String,
     bucket: String,
@@ -129,6 +131,7 @@ impl AwsCloud {
             autoscaling: clients.autoscaling.clone(),
             elb: clients.elb.clone(),
             route53: clients.route53.clone(),
+            zone_ids: clients.zone_ids.clone(),
             attempts: clients.attempts.clone(),
             cluster: cluster.to_string(),
             bucket: bucket.to_string(),
